@@ -1,0 +1,263 @@
+"""Command line: every dashboard action can also be done headless (python -m cmkt ...)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .errors import CmktError
+
+EPILOG = """examples:
+  python -m cmkt simulate --students 500 --skills 12 --seed 0 --out sim.csv
+  python -m cmkt train --data sim --model cumulative --preset quick
+  python -m cmkt train --data ../shared/data/assist2015 --model original --preset quick --epochs 3
+  python -m cmkt validate runs/RUN --data ../shared/data/assist2015 --json
+  python -m cmkt compare runs/RUN_A runs/RUN_B --data sim
+  python -m cmkt export runs/RUN --data sim --student S0001 --out student.csv
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .model.config import MODES
+    from .presets import PRESET_HELP, PRESETS
+    p = argparse.ArgumentParser(prog="cmkt", description="Cumulative Mastery Knowledge Tracing: train "
+                                "knowledge-tracing transformers whose per-skill mastery never falls after "
+                                "practice, and check that it does not.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_help = ("'sim' (built-in simulated students), a data file (three-line, pyKT or long CSV), "
+                 "or a folder with train.csv / test.csv")
+
+    s = sub.add_parser("simulate", help="write simulated students (with their true mastery) as a long CSV")
+    s.add_argument("--students", type=int, default=300, help="number of students (default 300)")
+    s.add_argument("--skills", type=int, default=12, help="number of skills (default 12)")
+    s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data")
+    s.add_argument("--split", choices=("train", "test"), default="train", help="which cohort of students")
+    s.add_argument("--out", required=True, help="CSV file to write")
+
+    t = sub.add_parser("train", help="train a model; prints the run folder",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="presets:\n" + "\n".join(f"  {k:20s} {v}" for k, v in PRESET_HELP.items()))
+    t.add_argument("--data", default="sim", help=data_help + " (default sim)")
+    t.add_argument("--model", choices=MODES, default="cumulative", help="mastery head: cumulative (guaranteed "
+                   "monotone, bounded) or original (raw heads)")
+    t.add_argument("--preset", choices=list(PRESETS), default="quick", help="size and schedule (default quick)")
+    t.add_argument("--epochs", type=int, help="override the preset's epoch count")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any preset or model value, e.g. --set lr=0.001 --set d_model=96")
+    t.add_argument("--out", default=None, help="runs folder (default runs/ or $CMKT_RUNS_DIR)")
+    t.add_argument("--name", default=None, help="run folder name (default: time-data-model-preset)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto uses a GPU when present")
+    t.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch")
+    t.add_argument("--background", action="store_true", help="start the run as a detached process and return")
+    t.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb installed)")
+
+    v = sub.add_parser("validate", help="score a run or checkpoint on a data set")
+    v.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    v.add_argument("--data", required=True, help=data_help)
+    v.add_argument("--split", choices=("test", "valid", "train"), default=None,
+                   help="on a folder or sim: which split (default test); a file is scored whole")
+    v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    c = sub.add_parser("compare", help="score two (or more) runs on the same data, side by side")
+    c.add_argument("checkpoints", nargs="+", metavar="RUN")
+    c.add_argument("--data", required=True, help=data_help)
+    c.add_argument("--split", choices=("test", "valid", "train"), default=None)
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    e = sub.add_parser("export", help="write per-step mastery, gain, prediction and response as CSV")
+    e.add_argument("checkpoint", metavar="RUN")
+    e.add_argument("--data", required=True, help=data_help)
+    e.add_argument("--split", choices=("test", "valid", "train"), default=None)
+    e.add_argument("--student", default=None, help="only this student id")
+    e.add_argument("--out", required=True, help="CSV file to write")
+    return p
+
+
+def _parse_sets(items) -> dict:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise CmktError(f"--set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:.4f}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def _table(columns: dict[str, dict]) -> str:
+    from .metrics import METRIC_EXPLANATIONS
+    keys = [k for k in METRIC_EXPLANATIONS if any(k in c for c in columns.values())]
+    w = max(len(k) for k in keys)
+    names = list(columns)
+    cw = [max(12, len(n)) for n in names]
+    lines = [" " * w + "  " + "  ".join(n.rjust(c) for n, c in zip(names, cw))]
+    for k in keys:
+        lines.append(k.ljust(w) + "  " + "  ".join(_fmt(columns[n].get(k)).rjust(c) for n, c in zip(names, cw)))
+    return "\n".join(lines)
+
+
+class ConsoleProgress:
+    """A tqdm bar on a terminal, one plain line per epoch otherwise."""
+
+    def __init__(self, epochs: int):
+        self.tty = sys.stderr.isatty()
+        self.epochs, self.bar = epochs, None
+
+    def on_batch(self, epoch, batch, n_batches, loss):
+        if not self.tty:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", leave=False, file=sys.stderr)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def on_epoch(self, rec, is_best):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        print(f"epoch {rec['epoch']}/{self.epochs}: loss {rec['train_total']:.4f} val_auc {_fmt(rec.get('val_auc'))} "
+              f"val_acc {_fmt(rec.get('val_accuracy'))} mono {_fmt(rec.get('monotonicity_violation_rate'))} "
+              f"neg {_fmt(rec.get('negative_gain_rate'))} bounds {_fmt(rec.get('bounds_violation_rate'))} "
+              f"m-perf r {_fmt(rec.get('mastery_performance_corr'))} {rec['seconds']:.1f}s"
+              + (" *best" if is_best else ""), file=sys.stderr, flush=True)
+
+
+def cmd_simulate(a):
+    from .sim import SimConfig, simulate, write_long_csv
+    try:
+        ds = simulate(SimConfig(students=a.students, skills=a.skills, seed=a.seed), split=a.split)
+    except ValueError as e:
+        raise CmktError(str(e)) from None
+    write_long_csv(ds, a.out)
+    print(a.out)
+    print(f"{len(ds)} students, {ds.n_interactions} interactions, {ds.num_skills} skills", file=sys.stderr)
+    return 0
+
+
+def cmd_train(a):
+    from .jobs import launch, runs_dir_default
+    from .runs import create_run, execute_run, read_config
+    if a.resume:
+        run_dir = Path(a.resume)
+        epochs = read_config(run_dir)["train"]["epochs"]
+    else:
+        if a.data != "sim" and not a.data.startswith("sim:") and not Path(a.data).exists():
+            raise CmktError(f"{a.data}: no such file or folder (use 'sim' for the built-in simulated students)")
+        try:
+            run_dir = create_run(a.out or runs_dir_default(), data=a.data, mode=a.model, preset=a.preset,
+                                 epochs=a.epochs, overrides=_parse_sets(a.set), seed=a.seed, device=a.device,
+                                 name=a.name, wandb=a.wandb)
+        except ValueError as e:
+            raise CmktError(str(e)) from None
+        epochs = read_config(run_dir)["train"]["epochs"]
+    if a.background:
+        launch(run_dir)
+        print(run_dir)
+        return 0
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    from .trainer import Cancelled
+    echo = ConsoleProgress(epochs)
+    wb = _wandb_echo(run_dir, echo) if (a.wandb or read_config(run_dir)["train"].get("wandb")) else echo
+    try:
+        results = execute_run(run_dir, echo=wb)
+    except Cancelled:
+        print(f"{run_dir}: cancelled", file=sys.stderr)
+        return 130
+    test = results.get("test") or {}
+    print(f"best epoch {results['best_epoch']}: val auc {_fmt(results['valid'].get('val_auc'))}"
+          + (f", test auc {_fmt(test.get('auc'))}" if test else "")
+          + f", {results['train_seconds']:.0f}s training", file=sys.stderr)
+    print(run_dir)
+    return 0
+
+
+def _wandb_echo(run_dir, echo):
+    try:
+        import wandb
+    except ImportError:
+        raise CmktError("--wandb needs the wandb package (pip install wandb)") from None
+    from .runs import read_config
+
+    class WandbEcho:
+        def __init__(self):
+            self.run = wandb.init(project="cmkt", name=Path(run_dir).name, config=read_config(run_dir))
+
+        def on_batch(self, *args):
+            echo.on_batch(*args)
+
+        def on_epoch(self, rec, is_best):
+            echo.on_epoch(rec, is_best)
+            self.run.log({k: v for k, v in rec.items() if isinstance(v, (int, float))}, step=rec["epoch"])
+    return WandbEcho()
+
+
+def cmd_validate(a):
+    from .evaluate import score_checkpoint
+    from .trainer import pick_device
+    scored = score_checkpoint(a.checkpoint, a.data, a.split, pick_device(a.device))
+    m = scored.metrics
+    if a.json:
+        print(json.dumps(m))
+    else:
+        print(_table({Path(a.checkpoint).name or a.checkpoint: m}))
+    return 0
+
+
+def cmd_compare(a):
+    from .evaluate import score_checkpoint
+    from .trainer import pick_device
+    if len(a.checkpoints) < 2:
+        raise CmktError("compare needs at least two runs or checkpoints")
+    cols = {}
+    for ck in a.checkpoints:
+        name = Path(ck).name
+        while name in cols:
+            name += "'"
+        cols[name] = score_checkpoint(ck, a.data, a.split, pick_device(a.device)).metrics
+    print(json.dumps(cols) if a.json else _table(cols))
+    return 0
+
+
+def cmd_export(a):
+    from .evaluate import score_checkpoint, trajectory_frame
+    from .io import atomic_target
+    scored = score_checkpoint(a.checkpoint, a.data, a.split)
+    try:
+        df = trajectory_frame(scored, a.student)
+    except KeyError as e:
+        raise CmktError(f"{a.data}: {e.args[0]}") from None
+    with atomic_target(a.out) as tmp:
+        df.to_csv(tmp, index=False)
+    print(a.out)
+    print(f"{len(df)} rows", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "train": cmd_train, "validate": cmd_validate,
+            "compare": cmd_compare, "export": cmd_export}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CmktError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

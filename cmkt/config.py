@@ -1,0 +1,88 @@
+"""Run configuration: the model config plus everything the trainer needs."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .model.config import LOSS_WEIGHT_SETS, ModelConfig
+from .presets import PRESETS
+
+MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"num_skills", "mode"}
+
+
+@dataclass
+class TrainConfig:
+    """Trainer settings, saved into config.json beside the model config."""
+
+    data: str = "sim"
+    preset: str = "quick"
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    patience: int = 3
+    grad_clip: float = 1.0
+    loss_weights: str | list = "plain"
+    valid_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0              # 0: all cores
+    sim_students: int = 300
+    sim_skills: int = 12
+    eval_batch_size: int = 128
+    wandb: bool = False
+
+    def weights(self) -> tuple:
+        """The six auxiliary loss weights."""
+        if isinstance(self.loss_weights, str):
+            if self.loss_weights not in LOSS_WEIGHT_SETS:
+                raise ValueError(f"loss_weights must be one of {sorted(LOSS_WEIGHT_SETS)} or six numbers")
+            return LOSS_WEIGHT_SETS[self.loss_weights]
+        w = tuple(float(x) for x in self.loss_weights)
+        if len(w) != 6:
+            raise ValueError("loss_weights needs six numbers")
+        return w
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _coerce(value: str, like):
+    """Parse a --set value into the type of the default it replaces."""
+    if isinstance(like, bool):
+        v = value.strip().lower()
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true/false, got {value!r}")
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    if isinstance(like, list) or (isinstance(like, str) and "," in value):
+        return [float(x) for x in value.split(",")]
+    return value
+
+
+def build_configs(num_skills: int, mode: str, preset: str, overrides: dict | None = None,
+                  **train_fields) -> tuple[ModelConfig, TrainConfig]:
+    """Preset values, then explicit fields, then --set overrides (strings are parsed)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset])
+    values.update({k: v for k, v in train_fields.items() if v is not None})
+    model_defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
+    train_defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for key, raw in (overrides or {}).items():
+        if key in model_defaults:
+            like = values.get(key, model_defaults[key])
+        elif key in train_defaults:
+            like = values.get(key, train_defaults[key])
+        else:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(sorted(set(model_defaults) | set(train_defaults)))}")
+        values[key] = _coerce(raw, like) if isinstance(raw, str) else raw
+    model_cfg = ModelConfig(num_skills=num_skills, mode=mode,
+                            **{k: v for k, v in values.items() if k in MODEL_KEYS})
+    train_cfg = TrainConfig(preset=preset, **{k: v for k, v in values.items() if k in train_defaults and k != "preset"})
+    train_cfg.weights()  # validate early
+    return model_cfg, train_cfg

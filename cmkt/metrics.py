@@ -1,0 +1,90 @@
+"""The one definition of every metric (DESIGN.md), vectorised over a whole data set."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from .scoring import Trajectories
+
+EPS = 1e-6
+
+METRIC_EXPLANATIONS = {
+    "monotonicity_violation_rate": "share of (step, skill) pairs where mastery fell from the previous step",
+    "negative_gain_rate": "share of (step, skill) pairs with a negative learning gain",
+    "bounds_violation_rate": "share of (step, skill) pairs with mastery outside [0, 1]",
+    "students_with_violation": "share of students with at least one violation of any kind",
+    "mastery_performance_corr": "Pearson r: mastery of the skill about to be answered (before the answer) vs correctness",
+    "gain_performance_corr": "Pearson r: gain credited to the practised skill vs correctness of that answer",
+    "auc": "ROC AUC of the predicted probability of a correct answer (steps 2..T)",
+    "accuracy": "share of answers predicted right at threshold 0.5 (steps 2..T)",
+    "mastery_recovery_corr": "simulated data only: Pearson r between model and true mastery of the practised skill",
+    "n_students": "students scored",
+    "n_interactions": "interactions scored",
+    "n_predictions": "predictions scored (every step after a student's first)",
+}
+VIOLATION_KEYS = ("monotonicity_violation_rate", "negative_gain_rate",
+                  "bounds_violation_rate", "students_with_violation")
+
+
+def pearson(x, y) -> float | None:
+    """Pearson r, or None when it cannot be computed (fewer than 2 points, constant input)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    r = float(stats.pearsonr(x, y)[0])
+    return r if np.isfinite(r) else None
+
+
+def _rate(count, total) -> float | None:
+    return float(count) / float(total) if total else None
+
+
+def compute_metrics(traj: Trajectories) -> dict:
+    """Every metric of DESIGN.md as a plain dict (JSON-ready: floats, ints, None)."""
+    S = len(traj.student_ids)
+    N, C = traj.mastery.shape
+    offsets = traj.offsets
+    lengths = np.diff(offsets)
+    nonempty = lengths > 0
+    first = np.zeros(N, dtype=bool)
+    first[offsets[:-1][nonempty]] = True
+    later = ~first                                   # rows with t >= 2 within their student
+    m, g, s, r = traj.mastery, traj.gains, traj.skills, traj.responses
+    row_student = np.repeat(np.arange(S), lengths)   # (N,)
+
+    # violations, per (row, skill); the first row of each student has no "previous"
+    mono = np.zeros((N, C), dtype=bool)
+    if N > 1:
+        mono[1:] = m[1:] < m[:-1] - EPS
+    mono[first] = False
+    neg = g < -EPS
+    bounds = (m < -EPS) | (m > 1 + EPS)
+    row_bad = (mono | neg | bounds).any(axis=1)
+    student_bad = np.zeros(S, dtype=bool)
+    np.logical_or.at(student_bad, row_student[row_bad], True)
+
+    n_later = int(later.sum())
+    out = {
+        "monotonicity_violation_rate": _rate(mono.sum(), n_later * C),
+        "negative_gain_rate": _rate(neg.sum(), N * C),
+        "bounds_violation_rate": _rate(bounds.sum(), N * C),
+        "students_with_violation": _rate(student_bad.sum(), int(nonempty.sum())),
+    }
+
+    # mastery of s_t before answering (row t-1) vs r_t, t >= 2
+    idx = np.nonzero(later)[0]
+    out["mastery_performance_corr"] = pearson(m[idx - 1, s[idx]], r[idx])
+    out["gain_performance_corr"] = pearson(g[np.arange(N), s], r)
+
+    y, p = r[idx], traj.probs[idx]
+    out["auc"] = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
+    out["accuracy"] = float(((p >= 0.5) == (y == 1)).mean()) if len(y) else None
+    if traj.true_mastery is not None:
+        rows = np.arange(N)
+        out["mastery_recovery_corr"] = pearson(m[rows, s], traj.true_mastery[rows, s])
+    out["n_students"] = int(S)
+    out["n_interactions"] = int(N)
+    out["n_predictions"] = n_later
+    return out

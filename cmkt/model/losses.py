@@ -1,0 +1,60 @@
+"""Prediction loss and the six auxiliary interpretability losses (all masked)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .config import LOSS_NAMES
+from .gainakt2 import GainAKT2Output
+
+MARGIN = 0.1
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _hinge_gap(values: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """relu(margin - (mean value on correct answers - mean value on wrong answers))."""
+    correct = mask & (responses == 1)
+    wrong = mask & (responses == 0)
+    if not correct.any() or not wrong.any():
+        return values.sum() * 0.0
+    return F.relu(MARGIN - (values[correct].mean() - values[wrong].mean()))
+
+
+def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.Tensor,
+                   mask: torch.Tensor, weights, gain_scale: float) -> dict[str, torch.Tensor]:
+    """skills, responses: (B, T); mask: (B, T) bool, True on real steps.
+    Returns each loss, plus 'bce' and the weighted 'total'."""
+    m, g = out.mastery, out.gains                                       # (B, T, C)
+    C = m.shape[-1]
+    mask3 = mask.unsqueeze(-1).expand_as(g)                             # (B, T, C)
+    pair = mask[:, 1:] & mask[:, :-1]                                   # (B, T-1) both steps real
+    pair3 = pair.unsqueeze(-1).expand(-1, -1, C)
+
+    bce = _masked_mean(F.binary_cross_entropy_with_logits(
+        out.logits, responses.float(), reduction="none"), mask)
+    practiced = F.one_hot(skills, C).bool()                             # (B, T, C)
+    dm = m[:, 1:] - m[:, :-1]                                           # (B, T-1, C)
+
+    losses = {
+        "non_negative": _masked_mean(F.relu(-g), mask3),
+        "monotonicity": _masked_mean(F.relu(-dm), pair3),
+        # mastery of the skill about to be answered, before the answer
+        "mastery_performance": _hinge_gap(
+            m[:, :-1].gather(-1, skills[:, 1:].unsqueeze(-1)).squeeze(-1), responses[:, 1:], pair),
+        # gain credited to the practiced skill by this answer
+        "gain_performance": _hinge_gap(
+            g.gather(-1, skills.unsqueeze(-1)).squeeze(-1), responses, mask),
+        "sparsity": _masked_mean(g.abs(), mask3 & ~practiced),
+        "consistency": _masked_mean((dm - gain_scale * g[:, 1:]).abs(), pair3),
+    }
+    total = bce
+    for name, w in zip(LOSS_NAMES, weights):
+        if w:
+            total = total + w * losses[name]
+    losses["bce"] = bce
+    losses["total"] = total
+    return losses

@@ -1,0 +1,183 @@
+"""The trainer: knows nothing of the UI. Progress and cancellation go through callbacks."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data.batching import batch_plan, collate, make_windows
+from .datasource import DataSplits
+from .metrics import compute_metrics
+from .model import LOSS_NAMES, GainAKT2, ModelConfig, compute_losses
+from .scoring import Trajectories, score
+
+
+class Cancelled(Exception):
+    """Raised inside the trainer when a callback asks it to stop."""
+
+
+class TrainCallbacks:
+    """Override what you need. should_stop is polled before every batch."""
+
+    def on_batch(self, epoch: int, batch: int, n_batches: int, loss: float) -> None: ...
+
+    def on_epoch(self, record: dict, is_best: bool) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid: dict
+    history: list = field(default_factory=list)
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def set_threads(n: int = 0) -> None:
+    """Use every core by default (torch picks physical cores; respect an explicit setting)."""
+    if n > 0:
+        torch.set_num_threads(n)
+    elif "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def valid_loss(traj: Trajectories) -> float | None:
+    """Mean binary cross-entropy of the predictions on every real step."""
+    if len(traj.probs) == 0:
+        return None
+    p = np.clip(traj.probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    r = traj.responses
+    return float(-np.mean(r * np.log(p) + (1 - r) * np.log(1 - p)))
+
+
+def selection_score(rec: dict) -> float:
+    """Model selection: validation AUC (or minus the loss when AUC is undefined)."""
+    if rec.get("val_auc") is not None:
+        return rec["val_auc"]
+    return -(rec.get("val_loss") or math.inf)
+
+
+class Trainer:
+    """AdamW + ReduceLROnPlateau on validation AUC, grad-norm clipping, early stopping,
+    the truly best epoch's weights kept (a deep copy)."""
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data: DataSplits,
+                 callbacks: TrainCallbacks | None = None):
+        self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
+        self.callbacks = callbacks or TrainCallbacks()
+        self.device = pick_device(train_cfg.device)
+        set_threads(train_cfg.num_threads)
+        torch.manual_seed(train_cfg.seed)
+        self.model = GainAKT2(model_cfg).to(self.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
+        self.weights = train_cfg.weights()
+        self.train_windows = make_windows(data.train, model_cfg.max_len, min_len=2)
+        self.epoch = 0
+        self.best_epoch = 0
+        self.best_score = -math.inf
+        self.best_state: dict | None = None
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+        self.seconds = 0.0
+
+    # ---- resume -------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything to continue exactly where the last finished epoch left off (plain data)."""
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "epoch": self.epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
+                "best_state": self.best_state, "bad_epochs": self.bad_epochs,
+                "history": self.history, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
+        self.best_score, self.bad_epochs = float(state["best_score"]), int(state["bad_epochs"])
+        self.best_state, self.history = state["best_state"], list(state["history"])
+        self.seconds = float(state.get("seconds", 0.0))
+
+    def best_model(self) -> GainAKT2:
+        """A model holding the best epoch's weights (the current ones before any epoch)."""
+        model = GainAKT2(self.model_cfg).to(self.device)
+        model.load_state_dict(self.best_state if self.best_state is not None else self.model.state_dict())
+        return model.eval()
+
+    # ---- training -----------------------------------------------------------------
+    def evaluate(self, model, ds) -> dict:
+        traj = score(model, ds, self.device, self.cfg.eval_batch_size)
+        out = compute_metrics(traj)
+        out["loss"] = valid_loss(traj)
+        return out
+
+    def train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        groups = batch_plan(self.train_windows, self.cfg.batch_size, shuffle=True,
+                            seed=self.cfg.seed * 100_003 + epoch)
+        sums = {k: 0.0 for k in ("total", "bce", *LOSS_NAMES)}
+        n = 0
+        for b, idx in enumerate(groups):
+            if self.callbacks.should_stop():
+                raise Cancelled()
+            skills, responses, mask = collate(self.data.train, self.train_windows, idx, self.device)
+            out = self.model(skills, responses)
+            losses = compute_losses(out, skills, responses, mask, self.weights, self.model_cfg.gain_scale)
+            self.opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.opt.step()
+            for k in sums:
+                sums[k] += float(losses[k].detach())
+            n += 1
+            self.callbacks.on_batch(epoch, b + 1, len(groups), sums["total"] / n)
+        return {f"train_{k}" if k in ("total", "bce") else f"loss_{k}": v / max(n, 1) for k, v in sums.items()}
+
+    def fit(self) -> TrainResult:
+        done = self.bad_epochs >= self.cfg.patience  # a resumed run that had already stopped early
+        for epoch in range(self.epoch + 1, self.cfg.epochs + 1 if not done else 0):
+            t0 = time.perf_counter()
+            rec = {"epoch": epoch}
+            rec.update(self.train_epoch(epoch))
+            if self.callbacks.should_stop():
+                raise Cancelled()
+            val = self.evaluate(self.model, self.data.valid)
+            rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
+            rec.update(val)
+            rec["lr"] = self.opt.param_groups[0]["lr"]
+            self.sched.step(selection_score(rec))
+            rec["seconds"] = time.perf_counter() - t0
+            self.seconds += rec["seconds"]
+            is_best = selection_score(rec) > self.best_score
+            if is_best:
+                self.best_score, self.best_epoch, self.bad_epochs = selection_score(rec), epoch, 0
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            else:
+                self.bad_epochs += 1
+            self.epoch = epoch
+            self.history.append(rec)
+            self.callbacks.on_epoch(rec, is_best)
+            if self.bad_epochs >= self.cfg.patience:
+                break
+        best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
+        return TrainResult(self.best_epoch, best, list(self.history),
+                           stopped_early=self.epoch < self.cfg.epochs, seconds=self.seconds)
