@@ -1,0 +1,158 @@
+"""GainAKT2: guarantees of the cumulative mode, the closed form, causality, losses."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from cmkt.data.dataset import KTDataset
+from cmkt.metrics import compute_metrics
+from cmkt.model import GainAKT2, LOSS_WEIGHT_SETS, ModelConfig, compute_losses, cumulative_mastery
+from cmkt.scoring import score
+
+
+def random_dataset(seed, n_students, num_skills, max_len=30):
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(1, max_len + 1, n_students)
+    return KTDataset(
+        skills=[rng.integers(0, num_skills, n) for n in lens],
+        responses=[rng.integers(0, 2, n) for n in lens],
+        student_ids=[str(i) for i in range(n_students)],
+        num_skills=num_skills, skill_labels=[str(i + 1) for i in range(num_skills)],
+        skill_names=[f"k{i}" for i in range(num_skills)])
+
+
+def perturb_weights(model, seed, scale):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), num_skills=st.integers(1, 9), scale=st.floats(0.0, 3.0),
+       max_len=st.integers(2, 16))
+def test_cumulative_mode_never_violates(seed, num_skills, scale, max_len):
+    """Random weights (perturbed heavily), random students, windows shorter than the
+    students: exactly zero monotonicity, negative-gain and bounds violations."""
+    torch.manual_seed(seed)
+    model = GainAKT2(ModelConfig(num_skills=num_skills, max_len=max_len, d_model=16, n_heads=2,
+                                 n_blocks=1, d_ff=16, mode="cumulative"))
+    perturb_weights(model, seed, scale)
+    m = compute_metrics(score(model, random_dataset(seed, 12, num_skills, max_len=3 * max_len)))
+    assert m["monotonicity_violation_rate"] == 0
+    assert m["negative_gain_rate"] == 0
+    assert m["bounds_violation_rate"] == 0
+    assert m["students_with_violation"] == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_original_mode_violates_at_random_init(seed):
+    torch.manual_seed(seed)
+    model = GainAKT2(ModelConfig(num_skills=8, max_len=40, d_model=32, n_heads=4, n_blocks=1, d_ff=32,
+                                 mode="original"))
+    m = compute_metrics(score(model, random_dataset(seed, 20, 8)))
+    assert m["bounds_violation_rate"] > 0
+    assert m["negative_gain_rate"] > 0
+    assert m["monotonicity_violation_rate"] > 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_closed_form_equals_step_by_step_recursion(seed):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(3, 1, 7, generator=g)
+    gains = torch.relu(torch.randn(3, 50, 7, generator=g) * 2)
+    closed = cumulative_mastery(base, gains, 0.1)
+    m = base[:, 0]
+    for t in range(gains.shape[1]):
+        m = torch.clamp(m + 0.1 * gains[:, t], 0, 1)
+        assert torch.allclose(closed[:, t], m, atol=1e-6)
+
+
+def test_model_mastery_matches_recursion():
+    torch.manual_seed(0)
+    cfg = ModelConfig(num_skills=5, max_len=20, d_model=16, n_heads=2, n_blocks=1, d_ff=16, gain_scale=0.3)
+    model = GainAKT2(cfg).eval()
+    perturb_weights(model, 1, 1.0)
+    s = torch.randint(0, 5, (4, 20))
+    r = torch.randint(0, 2, (4, 20))
+    out = model(s, r)
+    assert out.gains.min() >= 0
+    m_prev = out.mastery[:, 0]
+    for t in range(1, 20):
+        expect = torch.clamp(m_prev + 0.3 * out.gains[:, t], 0, 1)
+        assert torch.allclose(out.mastery[:, t], expect, atol=1e-6)
+        m_prev = out.mastery[:, t]
+
+
+@pytest.mark.parametrize("mode", ["original", "cumulative"])
+def test_prediction_at_t_never_sees_step_t_or_later(mode):
+    torch.manual_seed(0)
+    model = GainAKT2(ModelConfig(num_skills=6, max_len=25, d_model=16, n_heads=2, n_blocks=2, d_ff=16,
+                                 mode=mode)).eval()
+    s = torch.randint(0, 6, (3, 25))
+    r = torch.randint(0, 2, (3, 25))
+    base = model(s, r).logits
+    for t in (0, 1, 7, 24):
+        r2 = r.clone()
+        r2[:, t:] = 1 - r2[:, t:]                   # flip r_t and everything after
+        s2 = s.clone()
+        s2[:, t + 1:] = (s2[:, t + 1:] + 1) % 6     # change later skills too (s_t itself is allowed)
+        out = model(s2, r2).logits
+        assert torch.allclose(out[:, : t + 1], base[:, : t + 1], atol=1e-6)
+        if t + 1 < 25:
+            assert not torch.allclose(out[:, t + 1:], base[:, t + 1:])
+
+
+def test_scoring_is_independent_of_batch_padding():
+    """A student's outputs do not depend on who else is in the batch (padding is inert)."""
+    torch.manual_seed(0)
+    model = GainAKT2(ModelConfig(num_skills=5, max_len=40, d_model=16, n_heads=2, n_blocks=1, d_ff=16))
+    ds = random_dataset(3, 10, 5, max_len=40)
+    together = score(model, ds, batch_size=10)
+    alone = score(model, ds.subset([4]), batch_size=1)
+    sl = together.rows(4)
+    np.testing.assert_allclose(together.mastery[sl], alone.mastery, atol=1e-5)
+    np.testing.assert_allclose(together.probs[sl], alone.probs, atol=1e-5)
+
+
+@pytest.mark.parametrize("weights", list(LOSS_WEIGHT_SETS))
+def test_losses_ignore_padding(weights):
+    torch.manual_seed(0)
+    cfg = ModelConfig(num_skills=4, max_len=12, d_model=16, n_heads=2, n_blocks=1, d_ff=16, mode="original",
+                      dropout=0.0)
+    model = GainAKT2(cfg).eval()
+    s = torch.randint(0, 4, (2, 8))
+    r = torch.tensor([[0, 1] * 4, [1, 0] * 4])
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    short = compute_losses(model(s, r), s, r, mask, LOSS_WEIGHT_SETS[weights], 0.1)
+    # pad with 4 junk steps: losses must not move
+    s_pad = torch.cat([s, torch.randint(0, 4, (2, 4))], 1)
+    r_pad = torch.cat([r, torch.randint(0, 2, (2, 4))], 1)
+    mask_pad = torch.cat([mask, torch.zeros(2, 4, dtype=torch.bool)], 1)
+    padded = compute_losses(model(s_pad, r_pad), s_pad, r_pad, mask_pad, LOSS_WEIGHT_SETS[weights], 0.1)
+    for k in short:
+        assert torch.allclose(short[k], padded[k], atol=1e-6), k
+
+
+def test_cumulative_losses_zero_for_guaranteed_properties():
+    torch.manual_seed(0)
+    cfg = ModelConfig(num_skills=4, max_len=12, d_model=16, n_heads=2, n_blocks=1, d_ff=16)
+    model = GainAKT2(cfg)
+    s = torch.randint(0, 4, (3, 12))
+    r = torch.randint(0, 2, (3, 12))
+    losses = compute_losses(model(s, r), s, r, torch.ones(3, 12, dtype=torch.bool), LOSS_WEIGHT_SETS["plain"], 0.1)
+    assert losses["non_negative"] == 0
+    assert losses["monotonicity"] == 0
+    assert torch.isfinite(losses["total"])
+    losses["total"].backward()
+
+
+def test_config_roundtrip_and_validation():
+    cfg = ModelConfig(num_skills=7, mode="original", d_model=32, n_heads=4)
+    assert ModelConfig(**cfg.to_dict()) == cfg
+    with pytest.raises(ValueError):
+        ModelConfig(num_skills=7, mode="bogus")
+    with pytest.raises(ValueError):
+        ModelConfig.from_dict({**cfg.to_dict(), "surprise": 1})
+    with pytest.raises(ValueError):
+        GainAKT2(ModelConfig(num_skills=3, max_len=4))(torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 5, dtype=torch.long))
