@@ -119,7 +119,8 @@ class Trainer:
 
     def best_model(self) -> GainAKT2:
         """A model holding the best epoch's weights (the current ones before any epoch)."""
-        model = GainAKT2(self.model_cfg).to(self.device)
+        with torch.random.fork_rng(devices=[]):      # building it must not move the training RNG
+            model = GainAKT2(self.model_cfg).to(self.device)
         model.load_state_dict(self.best_state if self.best_state is not None else self.model.state_dict())
         return model.eval()
 
