@@ -106,6 +106,7 @@ def load_checkpoint(path, device="cpu") -> tuple[GainAKT2, dict]:
             what.append(f"{len(unexpected)} unknown weights (e.g. {unexpected[0]})")
         raise CheckpointError(rpath, "the weights do not fit the saved config "
                               f"({cfg.mode}, {cfg.num_skills} skills): " + "; ".join(what))
+    _check_against_run(rpath, cfg)
     model.load_state_dict(state)
     model.to(device).eval()
     meta = dict(meta)
@@ -120,3 +121,19 @@ def _diff_state(expected: dict, given: dict):
     mismatched = [f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
                   if k in given and (not isinstance(given[k], torch.Tensor) or given[k].shape != v.shape)]
     return missing, unexpected, mismatched
+
+
+def _check_against_run(path: Path, cfg: ModelConfig) -> None:
+    """Inside a run folder, the checkpoint must be the model its config.json describes."""
+    run_cfg_path = path.parent / "config.json"
+    if not run_cfg_path.exists():
+        return
+    try:
+        run_model = json.loads(run_cfg_path.read_text()).get("model") or {}
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise CheckpointError(run_cfg_path, "the run's config.json is damaged") from None
+    for key in ("mode", "num_skills"):
+        want = run_model.get(key)
+        if want is not None and want != getattr(cfg, key):
+            raise CheckpointError(path, f"the checkpoint's {key} is {getattr(cfg, key)!r} but the run's "
+                                  f"config.json says {want!r}: it belongs to another model")

@@ -106,15 +106,17 @@ def create_run(runs_dir, data: str = "sim", mode: str = "cumulative", preset: st
     if not data.startswith("sim"):
         data = str(Path(data).resolve())
         train_cfg.data = data
-    name = check_run_name(name) if name else new_run_name(mode, preset, data_name(data))
+    name = check_run_name(name) if name is not None else new_run_name(mode, preset, data_name(data))
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    path = run_path(runs_dir, name)
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = run_path(runs_dir, f"{name}-{suffix}")
-    path.mkdir()
+    path, suffix = run_path(runs_dir, name), 1
+    while True:                     # mkdir is atomic: two runs started at once never share a folder
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            suffix += 1
+            path = run_path(runs_dir, f"{name}-{suffix}")
     model = model_cfg.to_dict()
     model["num_skills"] = None
     write_json_atomic(path / CONFIG, {"model": model, "train": train_cfg.to_dict(),
