@@ -99,10 +99,15 @@ def pid_alive(pid: int | None, started: str | None = None) -> bool:
 def create_run(runs_dir, data: str = "sim", mode: str = "cumulative", preset: str = "quick",
                epochs: int | None = None, overrides: dict | None = None, seed: int = 0,
                device: str = "auto", name: str | None = None, wandb: bool = False,
-               pair_id: str | None = None) -> Path:
-    """Make a queued run folder with its config (num_skills is filled in when data is read)."""
+               pair_id: str | None = None, check_data: bool = True) -> Path:
+    """Make a queued run folder with its config (num_skills is filled in when data is read).
+    With check_data the data is read once first, so bad data leaves no run folder behind."""
     model_cfg, train_cfg = build_configs(1, mode, preset, overrides, epochs=epochs, seed=seed,
                                          device=device, data=data, wandb=wandb)
+    if name is not None:
+        check_run_name(name)
+    if check_data:
+        load_training_data(data, train_cfg.valid_fraction, seed, train_cfg.sim_students, train_cfg.sim_skills)
     if not data.startswith("sim"):
         data = str(Path(data).resolve())
         train_cfg.data = data

@@ -244,3 +244,22 @@ def test_help_is_there():
     out = cli("train", "--help").stdout
     for word in ("--preset", "quick", "correlation_focused", "--resume", "--set"):
         assert word in out
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00garbage", "bad.csv"),
+    (b"user_id,skill_id,score\na,1,1\n", "correct"),
+    (b"3\n1,2\n1,0\n", "count says 3"),
+    (b"2\n1,2\n1,7\n", "not 0 or 1"),
+    (b"2\n1,-2\n1,0\n", "invalid"),
+])
+def test_cli_train_on_bad_data_leaves_nothing_behind(tmp_path, content, needle):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    runs = tmp_path / "runs"
+    proc = cli("train", "--data", bad, "--out", runs, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "bad.csv" in proc.stderr and needle in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not runs.exists() or not any(runs.iterdir())
