@@ -88,7 +88,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
         self.weights = train_cfg.weights()
-        self.train_windows = make_windows(data.train, model_cfg.max_len, min_len=2)
+        self.train_windows = make_windows(data.train, model_cfg.max_len)
         self.epoch = 0
         self.best_epoch = 0
         self.best_score = -math.inf
