@@ -31,7 +31,8 @@ class RunInfo:
     state: str
     mode: str | None
     preset: str | None
-    data: str | None
+    data: str | None                  # the data set's name ("sim", "assist2015")
+    data_spec: str | None             # what --data was ("sim:...", a file or folder path)
     epoch: int
     epochs: int | None
     best_val_auc: float | None
@@ -100,7 +101,7 @@ def run_info(path) -> RunInfo:
     data = (cfg.get("data") or {}).get("name") or train.get("data")
     return RunInfo(
         name=path.name, path=path, state=st.get("state", "failed"), mode=model.get("mode"),
-        preset=train.get("preset"), data=data, epoch=int(st.get("epoch") or 0), epochs=train.get("epochs"),
+        preset=train.get("preset"), data=data, data_spec=train.get("data"), epoch=int(st.get("epoch") or 0), epochs=train.get("epochs"),
         best_val_auc=(best or {}).get("val_auc"), test_auc=((results.get("test") or {}).get("auc")),
         violations=(best or {}).get("students_with_violation"), created=st.get("created") or cfg.get("created"),
         started=st.get("started"), finished=st.get("finished"), error=st.get("error"), pair=cfg.get("pair"),

@@ -16,12 +16,16 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _hinge_gap(values: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """relu(margin - (mean value on correct answers - mean value on wrong answers))."""
+    """Every value on a correct answer should exceed the mean value on wrong answers by the
+    margin, and every value on a wrong answer should stay below the mean on correct ones:
+    mean relu(margin - (v_correct - mean v_wrong)) + mean relu(margin - (mean v_correct - v_wrong))."""
     correct = mask & (responses == 1)
     wrong = mask & (responses == 0)
     if not correct.any() or not wrong.any():
         return values.sum() * 0.0
-    return F.relu(MARGIN - (values[correct].mean() - values[wrong].mean()))
+    v_c, v_w = values[correct], values[wrong]
+    return (F.relu(MARGIN - (v_c - v_w.mean().detach())).mean()
+            + F.relu(MARGIN - (v_c.mean().detach() - v_w)).mean())
 
 
 def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.Tensor,
