@@ -174,7 +174,7 @@ def test_pykt_vocab(tmp_path):
     p = _write(tmp_path, "s.csv", PYKT)
     ds = read_pykt(p, skill_vocab=[f"k{i}" for i in range(8)])
     assert ds.num_skills == 8 and ds.skill_labels[0] == "k0"
-    with pytest.raises(DataError, match=r"skill id 4 is not one the model knows \(it has 4 skills\)"):
+    with pytest.raises(DataError, match=r"skill id 4 at position 1 is not one the model knows \(it has 4 skills\)"):
         read_pykt(p, skill_vocab=["0", "1", "2", "3"])
 
 
@@ -431,7 +431,7 @@ def test_three_line_vocab(tmp_path):
     with pytest.raises(DataError) as ei:
         read_data(p, skill_vocab=["1", "2", "3", "4"])
     msg = str(ei.value)
-    assert "v.csv, line 5:" in msg and "skill id 5 is not one the model knows (it has 4 skills)" in msg
+    assert "v.csv, line 5:" in msg and "skill id 5 at position 1 is not one the model knows (it has 4 skills)" in msg
     data_dir = tmp_path / "f"
     data_dir.mkdir()
     _write(data_dir, "train.csv", "2\n1,3\n1,0\n")

@@ -157,7 +157,9 @@ def _check_ids(ids: np.ndarray, path, line: int, low: int, skill_vocab) -> None:
         n = len(skill_vocab)
         limit = n if low == 1 else n - 1  # largest id the model knows
         if hi > limit:
-            raise DataError(path, f"skill id {hi} is not one the model knows (it has {n} skills)", line)
+            k = int(np.flatnonzero(ids > limit)[0])
+            raise DataError(path, f"skill id {int(ids[k])} at position {k + 1} is not one the model knows "
+                                  f"(it has {n} skills)", line)
 
 
 def _parse_responses(tokens: list[str], path, line: int) -> np.ndarray:

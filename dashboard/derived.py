@@ -1,0 +1,74 @@
+"""Small things derived from a scored data set, cached with st.cache_data.
+
+Each function takes the Scored object as `_scored` (not hashed: it is big and already cached
+with st.cache_resource) and its cache key `key` = (checkpoint path, mtime, data, split), so a
+cached result is found by key without touching the large arrays again.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cmkt.evaluate import trajectory_frame
+from cmkt.metrics import compute_metrics
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def metrics(key: tuple, _scored) -> dict:
+    return compute_metrics(_scored.traj)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def student_arrays(key: tuple, _scored, student: str) -> dict:
+    """One student's skills, responses, predictions, mastery and gains (all skills)."""
+    i = _scored.data.index_of(student)
+    return {k: np.array(v) for k, v in _scored.traj.student(i).items()}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def student_csv(key: tuple, _scored, student: str) -> bytes:
+    return trajectory_frame(_scored, student).to_csv(index=False).encode()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def class_matrices(key: tuple, _scored) -> dict:
+    """Per student (rows) and skill (columns): final mastery, attempts and correct answers."""
+    traj = _scored.traj
+    S, C = len(traj.student_ids), traj.num_skills
+    lengths = np.diff(traj.offsets)
+    final = np.full((S, C), np.nan, dtype=np.float32)
+    ok = lengths > 0
+    final[ok] = traj.mastery[traj.offsets[1:][ok] - 1]
+    row = np.repeat(np.arange(S), lengths)
+    attempts = np.zeros((S, C), dtype=np.int32)
+    correct = np.zeros((S, C), dtype=np.int32)
+    np.add.at(attempts, (row, traj.skills), 1)
+    np.add.at(correct, (row, traj.skills), traj.responses.astype(np.int32))
+    return {"final": final, "attempts": attempts, "correct": correct,
+            "student_ids": list(traj.student_ids), "lengths": lengths}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def weakest(key: tuple, _scored, skill: int, n: int) -> pd.DataFrame:
+    """The n students with the lowest final mastery of `skill` among those who practised it."""
+    cm = class_matrices(key, _scored)
+    att = cm["attempts"][:, skill]
+    rows = np.nonzero(att > 0)[0]
+    fin = cm["final"][rows, skill]
+    order = rows[np.argsort(fin, kind="stable")][:n]
+    return pd.DataFrame({
+        "student": [cm["student_ids"][i] for i in order],
+        "final mastery": cm["final"][order, skill].astype(float),
+        "attempts": att[order].astype(int),
+        "accuracy": (cm["correct"][order, skill] / np.maximum(att[order], 1)).astype(float),
+        "steps": cm["lengths"][order].astype(int),
+    })
+
+
+def student_violations(arr: dict) -> dict:
+    """Counts of the three violation kinds for one student (same thresholds as cmkt.metrics)."""
+    m, g = arr["mastery"], arr["gains"]
+    mono = int((m[1:] < m[:-1] - 1e-6).sum()) if len(m) > 1 else 0
+    return {"mastery drops": mono, "negative gains": int((g < -1e-6).sum()),
+            "out of [0,1]": int(((m < -1e-6) | (m > 1 + 1e-6)).sum())}
