@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -73,12 +75,28 @@ def read_checkpoint(path) -> tuple[dict, dict, dict]:
 
 def _read_torch(path: Path):
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling refusal is a bad checkpoint
-        raise CheckpointError(path, f"refused: not a plain-weights checkpoint (it may carry code; nothing was run): {_short(e)}") from None
+        raise CheckpointError(path, "refused: not a plain-weights checkpoint; nothing in it was run"
+                              + _refusal_reason(e)) from None
     if not isinstance(obj, dict) or "state_dict" not in obj or "model_config" not in obj:
         raise CheckpointError(path, "a PyTorch file, but not a cmkt checkpoint (expected model_config and state_dict)")
     return obj["state_dict"], dict(obj["model_config"]), dict(obj.get("meta", {}))
+
+
+def _refusal_reason(e: Exception) -> str:
+    """Our own short reason for torch's weights_only refusal (never torch's advice to turn it off)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"Unsupported global: ([\w.]+)", text)
+    if found:
+        return f" (it asks to load {found.group(1)}, which could run code)"
+    if "Unsupported operand" in text:
+        return " (a pickle using instructions that plain weights never need)"
+    if "weights_only" in text or "Unpickl" in text:
+        return " (it holds objects other than plain tensors)"
+    return " (unreadable: corrupt, truncated or another format)"
 
 
 def _short(e: Exception) -> str:

@@ -84,7 +84,7 @@ def pick_data(own: str | None, key: str, from_url: bool = False, container=st,
         st.session_state.pop(dkey, None)
     if dkey not in st.session_state:
         want = st.query_params.get("data") if from_url else None
-        if want and want not in choices:
+        if want and want not in choices and want != st.session_state.get("_last_data_spec"):
             # a link opens only the data sets offered here: never an arbitrary path from a URL
             container.error(f"Unknown data set {want!r} in the link: a link can open the checkpoint's "
                             "own data, sim, the shared data folders and uploaded files only. Showing "
@@ -103,6 +103,7 @@ def pick_data(own: str | None, key: str, from_url: bool = False, container=st,
         if not spec:
             st.info("Type a path to a data file or folder.")
             st.stop()
+    st.session_state["_last_data_spec"] = spec      # what the pages echo into the URL
     whole_file = not is_sim(spec) and Path(spec).is_file()
     split = c2.radio("Split", SPLITS, key=skey, horizontal=True, disabled=whole_file,
                      help="sim and folders: which split to score (test by default); a single file is "
@@ -116,10 +117,12 @@ def pick_student(ids: list[str], key: str, from_url: bool = False, container=st)
         st.session_state.pop(key, None)
     if key not in st.session_state:
         want = st.query_params.get("student") if from_url else None
-        if want and want not in ids:
+        remembered = st.session_state.get(f"_last_{key}")
+        # the page writes the student it shows into the URL: that echo is not a link to complain
+        # about when the student is simply not in a newly chosen data set
+        if want and want not in ids and want != remembered:
             container.error(f"Unknown student {want!r} in this data set and split "
                             f"({len(ids)} students). Showing {ids[0]} instead.")
-        remembered = st.session_state.get(f"_last_{key}")
         st.session_state[key] = want if want in ids else (remembered if remembered in ids else ids[0])
     chosen = container.selectbox(f"Student ({len(ids):,} in this set: type to search)", ids, key=key)
     st.session_state[f"_last_{key}"] = chosen
