@@ -22,6 +22,7 @@ class TrainConfig:
     patience: int = 3
     grad_clip: float = 1.0
     loss_weights: str | list = "plain"
+    mastery_hinge: str = "level"      # mastery-performance hinge: "level" (anchored at 0.5) or "gap"
     valid_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -41,6 +42,10 @@ class TrainConfig:
         if len(w) != 6:
             raise ValueError("loss_weights needs six numbers")
         return w
+
+    def __post_init__(self):
+        if self.mastery_hinge not in ("level", "gap"):
+            raise ValueError(f"mastery_hinge must be 'level' or 'gap', not {self.mastery_hinge!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

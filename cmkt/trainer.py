@@ -142,7 +142,8 @@ class Trainer:
                 raise Cancelled()
             skills, responses, mask = collate(self.data.train, self.train_windows, idx, self.device)
             out = self.model(skills, responses)
-            losses = compute_losses(out, skills, responses, mask, self.weights, self.model_cfg.gain_scale)
+            losses = compute_losses(out, skills, responses, mask, self.weights, self.model_cfg.gain_scale,
+                                    self.cfg.mastery_hinge)
             self.opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)

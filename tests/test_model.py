@@ -156,3 +156,18 @@ def test_config_roundtrip_and_validation():
         ModelConfig.from_dict({**cfg.to_dict(), "surprise": 1})
     with pytest.raises(ValueError):
         GainAKT2(ModelConfig(num_skills=3, max_len=4))(torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_mastery_hinges_by_hand():
+    from cmkt.model.losses import MASTERY_HINGES
+    v = torch.tensor([[0.7, 0.3, 0.55, 0.45, 9.0]])
+    r = torch.tensor([[1, 0, 1, 0, 1]])
+    mask = torch.tensor([[True, True, True, True, False]])        # the 9.0 is padding
+    # level: correct below 0.6 and wrong above 0.4 cost their distance: (0 + 0.05) / 2 + (0 + 0.05) / 2
+    assert MASTERY_HINGES["level"](v, r, mask).item() == pytest.approx(0.05, abs=1e-6)
+    # gap: correct vs mean wrong (0.375): relu(0.1 - 0.325), relu(0.1 - 0.175) -> 0;
+    # wrong vs mean correct (0.625): relu(0.1 - 0.325), relu(0.1 - 0.175) -> 0
+    assert MASTERY_HINGES["gap"](v, r, mask).item() == pytest.approx(0.0, abs=1e-6)
+    close = torch.tensor([[0.52, 0.5, 0.0, 0.0, 0.0]])
+    m2 = torch.tensor([[True, True, False, False, False]])
+    assert MASTERY_HINGES["gap"](close, r, m2).item() == pytest.approx(2 * (0.1 - 0.02), abs=1e-6)

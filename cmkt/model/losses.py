@@ -28,9 +28,26 @@ def _hinge_gap(values: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor
             + F.relu(MARGIN - (v_c.mean().detach() - v_w)).mean())
 
 
+def _hinge_level(values: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Anchored to 0.5: a value before a correct answer should be at least 0.5 + margin,
+    one before a wrong answer at most 0.5 - margin (mastery then reads as a level, not
+    only as an ordering: without it cumulative mastery drifts up to 1 for everybody)."""
+    correct = mask & (responses == 1)
+    wrong = mask & (responses == 0)
+    zero = values.sum() * 0.0
+    lc = F.relu(0.5 + MARGIN - values[correct]).mean() if correct.any() else zero
+    lw = F.relu(values[wrong] - (0.5 - MARGIN)).mean() if wrong.any() else zero
+    return lc + lw
+
+
+MASTERY_HINGES = {"level": _hinge_level, "gap": _hinge_gap}
+
+
 def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.Tensor,
-                   mask: torch.Tensor, weights, gain_scale: float) -> dict[str, torch.Tensor]:
+                   mask: torch.Tensor, weights, gain_scale: float,
+                   mastery_hinge: str = "level") -> dict[str, torch.Tensor]:
     """skills, responses: (B, T); mask: (B, T) bool, True on real steps.
+    mastery_hinge: "level" (anchored at 0.5) or "gap" (relative to the other answers).
     Returns each loss, plus 'bce' and the weighted 'total'."""
     m, g = out.mastery, out.gains                                       # (B, T, C)
     C = m.shape[-1]
@@ -47,7 +64,7 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
         "non_negative": _masked_mean(F.relu(-g), mask3),
         "monotonicity": _masked_mean(F.relu(-dm), pair3),
         # mastery of the skill about to be answered, before the answer
-        "mastery_performance": _hinge_gap(
+        "mastery_performance": MASTERY_HINGES[mastery_hinge](
             m[:, :-1].gather(-1, skills[:, 1:].unsqueeze(-1)).squeeze(-1), responses[:, 1:], pair),
         # gain credited to the practiced skill by this answer
         "gain_performance": _hinge_gap(
