@@ -1,7 +1,7 @@
 """Training presets (the seed system's names), sized for this project's machines.
 
 quick: trains ASSIST2015 (484k interactions) in minutes on a 2-core CPU (10 epochs: about
-       2 minutes on an idle 2-core AMD EPYC, test AUC ~0.715; docs/RESULTS.md).
+       80 s on an idle 2-core AMD EPYC, test AUC 0.713; docs/RESULTS.md).
 standard / intensive: larger models and more epochs; use a GPU when there is one.
 correlation_focused: standard with the enhanced auxiliary loss weights.
 Every value can be overridden with --epochs / --set key=value.

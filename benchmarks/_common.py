@@ -1,0 +1,133 @@
+"""Helpers shared by the benchmark scripts: machine description, output files, docs update."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:          # run from a fresh clone without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEFAULT_OUT = REPO / "benchmarks" / "out"
+RESULTS_DOC = REPO / "docs" / "RESULTS.md"
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def mem_total_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine_info() -> dict:
+    import torch
+    info = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "cpu": cpu_model(), "cores": os.cpu_count(), "mem_gib": mem_total_gib(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                            capture_output=True, text=True, timeout=10).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "cmkt"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        info["git_dirty"] = bool(dirty)
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = None
+    return info
+
+
+def command_line() -> str:
+    """The command as the user typed it (relative to the repository root)."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(REPO)
+    except ValueError:
+        pass
+    return "python " + " ".join(shlex.quote(a) for a in [str(script), *sys.argv[1:]])
+
+
+def machine_line(info: dict) -> str:
+    gpu = info.get("gpu") or "no GPU"
+    load = info.get("loadavg_start")
+    end = info.get("loadavg_end")
+    load_s = f"load average at start {load[0]:.2f}" if load else ""
+    if end:
+        load_s += f", at end {end[0]:.2f}"
+    commit = info.get("git_commit")
+    code = f"cmkt at commit {commit}" + (" with uncommitted changes in cmkt/" if info.get("git_dirty") else "") \
+        if commit else "cmkt (no git commit)"
+    return (f"{info['cpu']}, {info['cores']} cores, {info.get('mem_gib')} GiB RAM, {gpu}; "
+            f"Python {info['python']}, torch {info['torch']} ({info['torch_threads']} threads); {code}; {load_s}")
+
+
+def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def update_doc_section(tag: str, text: str, doc: Path = RESULTS_DOC) -> bool:
+    """Replace the text between <!-- TAG:begin --> and <!-- TAG:end --> in docs/RESULTS.md."""
+    if not doc.exists():
+        print(f"[docs] {doc} does not exist: not updated", file=sys.stderr)
+        return False
+    src = doc.read_text()
+    pat = re.compile(rf"(<!-- {tag}:begin -->\n).*?(<!-- {tag}:end -->)", re.S)
+    if not pat.search(src):
+        print(f"[docs] no <!-- {tag}:begin/end --> markers in {doc}: not updated", file=sys.stderr)
+        return False
+    write_text(doc, pat.sub(lambda m: m.group(1) + text.rstrip() + "\n" + m.group(2), src, count=1))
+    print(f"[docs] updated the {tag} section of {doc}", file=sys.stderr)
+    return True
+
+
+def fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)

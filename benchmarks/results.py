@@ -1,0 +1,305 @@
+#!/usr/bin/env python
+"""Accuracy and interpretability table: `original` and `cumulative` on every data set.
+
+    python benchmarks/results.py                          # the full table (see DATASETS for presets)
+    python benchmarks/results.py --update-docs            # also rewrite the table in docs/RESULTS.md
+    python benchmarks/results.py --datasets assist2015 --preset standard --epochs 10
+    python benchmarks/results.py --quick                  # tiny smoke run on simulated data
+
+For each data set (the three folders of ../shared/data and the built-in `sim`) and each mode,
+train with a named preset (model selection on a seeded validation split carved out of
+train.csv: the best validation-AUC epoch is kept), then score test.csv with that model.
+Writes benchmarks/out/results.json, results.csv and results.md (--out to change); every
+run folder is kept under benchmarks/out/runs/ (loadable with `python -m cmkt validate`).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (DEFAULT_OUT, SHARED_DATA, command_line, fmt, machine_info, machine_line,  # noqa: E402
+                     md_table, update_doc_section, write_json, write_text)
+
+# data set -> (preset, extra --set overrides, epochs or None for the preset's).
+# Chosen so that the whole table trains in about 40 minutes on a 2-core CPU (docs/RESULTS.md
+# says what was tried).
+DATASETS = {
+    "synthetic": ("standard", {}, None),
+    "assist2009": ("standard", {}, None),
+    "assist2015": ("standard", {}, 16),
+    "sim": ("standard", {}, None),
+}
+MODES = ("original", "cumulative")
+
+# Published test AUC on exactly these splits (../shared/data/README.md).
+PUBLISHED = {
+    "synthetic": {"DKT": 0.803, "DKVMN": 0.827},
+    "assist2009": {"DKT": 0.805, "DKVMN": 0.816},
+    "assist2015": {"DKT": 0.725, "DKVMN": 0.727},
+}
+REFERENCE_MASTERY_CORR = {"assist2015": 0.1}   # the reference system, about 0.1 on ASSIST2015
+
+TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "50"}
+QUICK_SIM = "sim:students=60,skills=6"
+
+COLUMNS = [  # (json key in the row, CSV / table header)
+    ("dataset", "data set"), ("mode", "model"), ("preset", "preset"),
+    ("test_auc", "test AUC"), ("test_accuracy", "accuracy"),
+    ("monotonicity_violation_rate", "monotonicity viol."), ("negative_gain_rate", "negative gains"),
+    ("bounds_violation_rate", "bounds viol."), ("students_with_violation", "students w/ viol."),
+    ("mastery_performance_corr", "mastery-perf r"), ("gain_performance_corr", "gain-perf r"),
+    ("mastery_recovery_corr", "mastery recovery r"), ("n_params", "parameters"),
+    ("train_seconds", "train s"), ("val_auc", "val AUC"), ("best_epoch", "best epoch"),
+    ("epochs_run", "epochs run"),
+]
+
+
+class EpochEcho:
+    """One line per epoch on stderr."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def on_batch(self, *a):
+        pass
+
+    def on_epoch(self, rec, is_best):
+        print(f"  [{self.label}] epoch {rec['epoch']}: loss {rec['train_total']:.4f} "
+              f"val_auc {fmt(rec.get('val_auc'))} m-perf r {fmt(rec.get('mastery_performance_corr'))} "
+              f"{rec['seconds']:.0f}s" + (" *" if is_best else ""), file=sys.stderr, flush=True)
+
+    def should_stop(self):
+        return False
+
+
+def data_spec(name: str, data_root: Path, quick: bool) -> str:
+    if name == "sim":
+        return QUICK_SIM if quick else "sim"
+    path = data_root / name
+    if not (path / "train.csv").exists():
+        raise FileNotFoundError(f"{path}/train.csv not found (see ../shared/data/README.md)")
+    return str(path)
+
+
+def run_one(name: str, mode: str, spec: str, preset: str, overrides: dict, epochs, seed: int,
+            runs_dir: Path, device: str) -> dict:
+    from cmkt.runs import create_run, execute_run
+    t0 = time.perf_counter()
+    run = create_run(runs_dir, data=spec, mode=mode, preset=preset, epochs=epochs,
+                     overrides=overrides, seed=seed, device=device)
+    res = execute_run(run, echo=EpochEcho(f"{name} {mode}"))
+    wall = time.perf_counter() - t0
+    test = res.get("test") or {}
+    valid = res.get("valid") or {}
+    row = {"dataset": name, "mode": mode, "preset": preset, "overrides": dict(overrides),
+           "epochs": epochs, "seed": seed, "run": str(run),
+           "test_auc": test.get("auc"), "test_accuracy": test.get("accuracy"),
+           **{k: test.get(k) for k in ("monotonicity_violation_rate", "negative_gain_rate",
+                                       "bounds_violation_rate", "students_with_violation",
+                                       "mastery_performance_corr", "gain_performance_corr",
+                                       "mastery_recovery_corr", "n_students", "n_interactions")},
+           "n_params": res.get("n_params"), "train_seconds": res.get("train_seconds"),
+           "wall_seconds": wall, "val_auc": valid.get("val_auc"), "best_epoch": res.get("best_epoch"),
+           "epochs_run": res.get("epochs_run"), "stopped_early": res.get("stopped_early"),
+           "status": "ok"}
+    if name != "sim":
+        row["mastery_recovery_corr"] = None   # defined on simulated data only
+    return row
+
+
+def preset_label(row: dict) -> str:
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(row["overrides"].items()))
+    label = row["preset"] + (f" ({extra})" if extra else "")
+    if row.get("epochs"):
+        label += f", {row['epochs']} epochs max"
+    return label
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    out = []
+    for r in rows:
+        if r["mode"] != "cumulative" or r["dataset"] not in PUBLISHED or r.get("status") != "ok":
+            continue
+        dkt = PUBLISHED[r["dataset"]]["DKT"]
+        viol = [r[k] for k in ("monotonicity_violation_rate", "negative_gain_rate", "bounds_violation_rate")]
+        zero = all(v == 0 for v in viol)
+        auc = r["test_auc"]
+        met = auc is not None and auc >= dkt and zero
+        diff = "" if auc is None else f" ({'+' if auc >= dkt else ''}{auc - dkt:.4f})"
+        out.append(f"- {r['dataset']}: cumulative test AUC {fmt(auc)} vs DKT {dkt:.3f}{diff}, violations "
+                   f"{'all 0' if zero else 'NOT 0'}, mastery-performance r "
+                   f"{fmt(r['mastery_performance_corr'], 3)}"
+                   + (f" (reference system: about {REFERENCE_MASTERY_CORR[r['dataset']]})"
+                      if r["dataset"] in REFERENCE_MASTERY_CORR else "")
+                   + f": **{'met' if met else 'not met'}**")
+    return out
+
+
+def report(res: dict) -> str:
+    info, rows = res["machine"], res["rows"]
+    lines = [f"Measured {info['date']} on {machine_line(info)}.",
+             f"Command: `{res['command']}` (total wall time {res['wall_seconds'] / 60:.1f} min, "
+             f"{res['device']}).", ""]
+    head = ["data set", "model", "test AUC", "accuracy", "monotonicity viol.", "negative gains",
+            "bounds viol.", "students w/ viol.", "mastery-perf r", "gain-perf r", "mastery recovery r",
+            "parameters", "train s", "preset"]
+    body = []
+    for r in rows:
+        if r.get("status") != "ok":
+            body.append([r["dataset"], r["mode"], f"failed: {r.get('error', '')[:80]}"] + [""] * (len(head) - 3))
+            continue
+        body.append([r["dataset"], f"**{r['mode']}**" if r["mode"] == "cumulative" else r["mode"],
+                     fmt(r["test_auc"]), fmt(r["test_accuracy"]),
+                     fmt(r["monotonicity_violation_rate"]), fmt(r["negative_gain_rate"]),
+                     fmt(r["bounds_violation_rate"]), fmt(r["students_with_violation"]),
+                     fmt(r["mastery_performance_corr"], 3), fmt(r["gain_performance_corr"], 3),
+                     fmt(r["mastery_recovery_corr"], 3), fmt(r["n_params"]),
+                     f"{r['train_seconds']:.0f}", preset_label(r)])
+    lines.append(md_table(head, body))
+    lines += ["", "Test split: test.csv (sim: a separately seeded cohort of simulated students); model "
+              "selection: best validation AUC on 20% of train.csv's students (seeded), best epoch's "
+              "weights kept. Violation rates are shares of (step, skill) pairs, `students w/ viol.` "
+              "the share of test students with at least one violation. Train s: training time "
+              "(epochs + validation scoring), not counting data loading or test scoring.", ""]
+    lines.append("Model selection detail:")
+    lines.append("")
+    lines.append(md_table(["data set", "model", "val AUC (best epoch)", "best epoch / epochs run",
+                           "test students", "test interactions", "run folder"],
+                          [[r["dataset"], r["mode"], fmt(r.get("val_auc")),
+                            f"{r.get('best_epoch')} / {r.get('epochs_run')}", fmt(r.get("n_students")),
+                            fmt(r.get("n_interactions")), f"`{Path(r['run']).name}`"]
+                           for r in rows if r.get("status") == "ok"]))
+    lines += ["", "Published test AUC on the same splits (../shared/data/README.md) beside ours:", ""]
+    pub_rows = []
+    by = {(r["dataset"], r["mode"]): r for r in rows if r.get("status") == "ok"}
+    for ds, pub in PUBLISHED.items():
+        if not any(k[0] == ds for k in by):
+            continue
+        pub_rows.append([ds, f"{pub['DKT']:.3f}", f"{pub['DKVMN']:.3f}",
+                         fmt((by.get((ds, "original")) or {}).get("test_auc")),
+                         fmt((by.get((ds, "cumulative")) or {}).get("test_auc"))])
+    lines.append(md_table(["data set", "DKT (DKVMN paper)", "DKVMN (DKVMN paper)", "cmkt original",
+                           "cmkt cumulative"], pub_rows))
+    tl = target_lines(rows)
+    if tl:
+        lines += ["", "Targets (cumulative test AUC >= DKT with 0 violations):", ""] + tl
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    keys = [k for k, _ in COLUMNS] + ["overrides", "epochs", "seed", "wall_seconds", "n_students",
+                                      "n_interactions", "status", "run"]
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({**r, "overrides": ";".join(f"{k}={v}" for k, v in r.get("overrides", {}).items())})
+    return buf.getvalue()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--datasets", default=",".join(DATASETS),
+                   help=f"comma-separated subset of {', '.join(DATASETS)} (default: all)")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of original, cumulative")
+    p.add_argument("--preset", default=None, help="one preset for every data set "
+                   "(default: each data set's own, see DATASETS in this script)")
+    p.add_argument("--epochs", type=int, default=None, help="override the epoch count")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset value for every run, e.g. --set d_model=96")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--data-root", default=str(SHARED_DATA), help="folder holding synthetic/, assist2009/, "
+                   "assist2015/ (default ../shared/data)")
+    p.add_argument("--out", default=None, help="output folder (default benchmarks/out, "
+                   "benchmarks/out/quick with --quick)")
+    p.add_argument("--update-docs", action="store_true", help="rewrite the results section of docs/RESULTS.md")
+    p.add_argument("--quick", action="store_true", help="tiny smoke run: 1 epoch of a tiny model "
+                   f"({QUICK_SIM} unless --datasets says otherwise)")
+    p.add_argument("--report", metavar="RESULTS_JSON", help="train nothing: re-render the tables of an "
+                   "earlier run's results.json (with --update-docs: into docs/RESULTS.md)")
+    a = p.parse_args(argv)
+
+    if a.report:
+        import json
+        text = report(json.loads(Path(a.report).read_text()))
+        print(text)
+        if a.update_docs:
+            update_doc_section("results", text)
+        return 0
+
+    names = [n.strip() for n in a.datasets.split(",") if n.strip()]
+    if a.quick and a.datasets == p.get_default("datasets"):
+        names = ["sim"]
+    bad = [n for n in names if n not in DATASETS]
+    if bad:
+        p.error(f"unknown data set(s) {bad}; choose from {', '.join(DATASETS)}")
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if any(m not in MODES for m in modes):
+        p.error("--modes takes original and/or cumulative")
+    extra = {}
+    for item in a.set:
+        k, eq, v = item.partition("=")
+        if not eq:
+            p.error(f"--set {item!r}: expected KEY=VALUE")
+        extra[k.strip()] = v.strip()
+    out = Path(a.out) if a.out else (DEFAULT_OUT / "quick" if a.quick else DEFAULT_OUT)
+    runs_dir = out / "runs"
+    data_root = Path(a.data_root)
+
+    info = machine_info()
+    res = {"machine": info, "command": command_line(), "device": a.device, "rows": []}
+    t_start = time.perf_counter()
+    for name in names:
+        preset, overrides, epochs = DATASETS[name]
+        preset = a.preset or preset
+        if a.preset:                  # an explicit preset replaces the per-data-set tuning
+            overrides, epochs = {}, None
+        overrides = {**overrides, **(TINY if a.quick else {}), **extra}
+        epochs = a.epochs or (1 if a.quick else epochs)
+        try:
+            spec = data_spec(name, data_root, a.quick)
+        except FileNotFoundError as e:
+            print(f"[results] skipping {name}: {e}", file=sys.stderr)
+            continue
+        for mode in modes:
+            print(f"[results] {name} {mode} preset={preset} {overrides or ''} epochs={epochs or 'preset'}",
+                  file=sys.stderr, flush=True)
+            try:
+                row = run_one(name, mode, spec, preset, overrides, epochs, a.seed, runs_dir, a.device)
+            except Exception as e:  # noqa: BLE001 - one failed run must not lose the others
+                traceback.print_exc()
+                row = {"dataset": name, "mode": mode, "preset": preset, "overrides": overrides,
+                       "epochs": epochs, "seed": a.seed, "status": "failed", "error": f"{type(e).__name__}: {e}",
+                       "run": ""}
+            res["rows"].append(row)
+            if row["status"] == "ok":
+                print(f"[results] {name} {mode}: test AUC {fmt(row['test_auc'])}, mastery-perf r "
+                      f"{fmt(row['mastery_performance_corr'], 3)}, {row['train_seconds']:.0f}s training",
+                      file=sys.stderr, flush=True)
+            res["wall_seconds"] = time.perf_counter() - t_start
+            write_json(out / "results.json", res)          # after every run: progress survives
+    info["loadavg_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    res["wall_seconds"] = time.perf_counter() - t_start
+    text = report(res)
+    write_json(out / "results.json", res)
+    write_text(out / "results.csv", to_csv(res["rows"]))
+    write_text(out / "results.md", text)
+    print(text)
+    print(f"[results] wrote {out}/results.json, results.csv, results.md "
+          f"({res['wall_seconds'] / 60:.1f} min)", file=sys.stderr)
+    if a.update_docs:
+        update_doc_section("results", text)
+    failed = [r for r in res["rows"] if r["status"] != "ok"]
+    return 1 if failed or not res["rows"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

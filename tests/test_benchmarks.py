@@ -1,0 +1,47 @@
+"""Smoke test: each benchmark script runs end to end on tiny settings and writes its tables."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(name, *args, timeout=120):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    assert proc.returncode == 0, f"{name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_results_quick(tmp_path):
+    run_script("results.py", "--quick", "--out", tmp_path)
+    res = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["mode"]: r for r in res["rows"]}
+    assert set(rows) == {"original", "cumulative"}
+    assert all(r["status"] == "ok" for r in rows.values())
+    cum = rows["cumulative"]
+    for key in ("monotonicity_violation_rate", "negative_gain_rate", "bounds_violation_rate",
+                "students_with_violation"):
+        assert cum[key] == 0, key                       # guaranteed by construction
+    assert cum["mastery_recovery_corr"] is not None     # sim has the true mastery
+    assert 0 <= cum["test_auc"] <= 1 and cum["n_params"] > 0
+    assert res["machine"]["cpu"] and res["command"].startswith("python benchmarks/results.py")
+    md = (tmp_path / "results.md").read_text()
+    assert "| sim | **cumulative** |" in md
+    assert (tmp_path / "results.csv").read_text().startswith("dataset,mode,preset,test_auc")
+
+
+def test_speed_quick(tmp_path):
+    run_script("speed.py", "--quick", "--out", tmp_path)
+    res = json.loads((tmp_path / "speed.json").read_text())
+    variants = {r["variant"]: r for r in res["train"]}
+    assert {"reference", "cmkt"} <= set(variants)
+    ref, ours = variants["reference"], variants["cmkt"]
+    assert ref["interactions"] == ours["interactions"] > 0          # same work for both
+    assert ref["padded_slots"] > ours["padded_slots"]               # the reference pads to 200
+    assert ref["loop_vs_closed_form_max_diff"] < 1e-4               # the loop is the same model
+    assert ours["flops_per_epoch"] > 0 and res["matmul"]["peak_flops"] > 0
+    assert res["score"]["best_total_seconds"] > 0 and res["score"]["students"] > 0
+    assert res["profile"]["phases"] and res["profile"]["top_ops"]
+    assert "interactions/s" in (tmp_path / "speed.md").read_text()
