@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +130,3 @@ def write_long_csv(ds: KTDataset, path) -> Path:
             os.unlink(tmp)
         raise
     return path
-
-
-def sim_config_dict(cfg: SimConfig) -> dict:
-    return asdict(cfg)

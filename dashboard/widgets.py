@@ -12,7 +12,8 @@ import streamlit as st
 
 from cmkt.datasource import is_sim
 
-from .state import SPLITS, Entry, find_entry, shared_data_folders, uploaded_data_files
+from .state import (SPLITS, Entry, find_entry, list_entries, shared_data_folders, uploaded_data_files,
+                    with_checkpoint)
 
 OTHER = "__other__"
 
@@ -135,3 +136,18 @@ def data_notes(spec: str, notes: list[str] | None, container=st) -> None:
     if notes:
         name = spec if is_sim(spec) else Path(spec).name
         container.info(f"Note on {name}: " + "; ".join(notes) + ".", icon=":material/info:")
+
+
+def pick_checkpoint_and_data(prefix: str) -> tuple[list[Entry], Entry, str, str | None]:
+    """The header of the per-checkpoint pages: a checkpoint (from the URL when it names one),
+    a data set and a split. Stops the page with a hint when there is no checkpoint yet.
+    Returns (all checkpoints, the chosen one, data spec, split)."""
+    entries = with_checkpoint(list_entries())
+    if not entries:
+        st.info("No checkpoints yet: train a run on the Train page or upload one on the Runs page.")
+        st.stop()
+    c1, c2 = st.columns([2, 3])
+    entry = pick_entry(entries, f"{prefix}_run", from_url=True, container=c1)
+    with c2:
+        data, split = pick_data(entry.data, f"{prefix}_data_{entry.key}", from_url=True)
+    return entries, entry, data, split

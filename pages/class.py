@@ -7,20 +7,12 @@ import streamlit as st
 
 from dashboard import derived
 from dashboard.charts import class_heatmap, distribution_figure, skill_label
-from dashboard.state import fmt, get_scored, list_entries, page, user_errors, with_checkpoint
-from dashboard.widgets import data_notes, pick_data, pick_entry
+from dashboard.state import fmt, get_scored, page, user_errors
+from dashboard.widgets import data_notes, pick_checkpoint_and_data
 
 st.title("Class")
 
-entries = with_checkpoint(list_entries())
-if not entries:
-    st.info("No checkpoints yet: train a run on the Train page or upload one on the Runs page.")
-    st.stop()
-
-c1, c2 = st.columns([2, 3])
-entry = pick_entry(entries, "cls_run", from_url=True, container=c1)
-with c2:
-    data, split = pick_data(entry.data, f"cls_data_{entry.key}", from_url=True)
+_, entry, data, split = pick_checkpoint_and_data("cls")
 
 # the URL names what is shown, so a link can be shared and survives a reload
 params = {"run": entry.key}

@@ -7,20 +7,12 @@ import streamlit as st
 
 from dashboard import derived
 from dashboard.charts import gain_heatmap, mastery_figure, practised_skills, skill_summary
-from dashboard.state import fmt, get_scored, list_entries, pair_partner, user_errors, with_checkpoint
-from dashboard.widgets import data_notes, pick_data, pick_entry, pick_student
+from dashboard.state import fmt, get_scored, pair_partner, user_errors
+from dashboard.widgets import data_notes, pick_checkpoint_and_data, pick_student
 
 st.title("Students")
 
-entries = with_checkpoint(list_entries())
-if not entries:
-    st.info("No checkpoints yet: train a run on the Train page or upload one on the Runs page.")
-    st.stop()
-
-c1, c2 = st.columns([2, 3])
-entry = pick_entry(entries, "stu_run", from_url=True, container=c1)
-with c2:
-    data, split = pick_data(entry.data, f"stu_data_{entry.key}", from_url=True)
+entries, entry, data, split = pick_checkpoint_and_data("stu")
 
 with user_errors():
     key, scored = get_scored(entry, data, split)

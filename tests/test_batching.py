@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from cmkt.data.batching import batch_plan, collate, make_windows
 from cmkt.data.dataset import KTDataset, train_valid_split

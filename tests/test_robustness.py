@@ -17,7 +17,7 @@ from cmkt.checkpoint import load_checkpoint, save_checkpoint
 from cmkt.errors import CheckpointError
 from cmkt.io import write_json_atomic, read_json
 from cmkt.model import GainAKT2, ModelConfig
-from cmkt.runs import RunError, create_run, execute_run, read_status, run_path
+from cmkt.runs import RunError, create_run, read_status, run_path
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(max_len=20, d_model=16, n_heads=2, n_blocks=1, d_ff=16)

@@ -7,14 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from cmkt import jobs
 from cmkt.checkpoint import load_checkpoint
 from cmkt.config import build_configs
-from cmkt.datasource import load_training_data
 from cmkt.runs import create_run, execute_run, read_metrics, read_status
 from cmkt.trainer import TrainCallbacks, Trainer
 
@@ -132,9 +130,6 @@ def test_best_epoch_weights_are_the_peak_not_the_last(tmp_path, monkeypatch):
         return out
     monkeypatch.setattr(Trainer, "evaluate", fake_eval)
     snapshots = {}
-    orig_on_epoch = None
-
-    from cmkt import runs as runs_mod
 
     class Spy(TrainCallbacks):
         def on_epoch(self, record, is_best):
@@ -191,7 +186,7 @@ def _wait(pred, timeout=120):
 def test_cancel_a_background_run(tmp_path):
     run = jobs.start_run(tmp_path, data="sim:students=400,skills=6", epochs=50, overrides=dict(TINY_SET, patience="99"))
     assert _wait(lambda: read_status(run).get("state") == "running" and read_status(run).get("batch"))
-    st = jobs.cancel_run(run, wait=30)
+    jobs.cancel_run(run, wait=30)
     assert _wait(lambda: read_status(run)["state"] == "cancelled", 30), read_status(run)
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
     assert not (run / "results.json").exists()
@@ -208,7 +203,7 @@ def test_sigkill_reads_failed_and_resume_matches_uninterrupted(tmp_path):
     assert _wait(lambda: read_status(run)["state"] == "failed", 20)
     assert read_status(run).get("dead_pid")
     load_checkpoint(run)                      # the last completed epoch's checkpoint loads
-    proc = cli("train", "--resume", run)
+    cli("train", "--resume", run)
     assert read_status(run)["state"] == "finished"
     resumed = json.loads((run / "results.json").read_text())
     ref = create_run(tmp_path / "ref", **kw)
