@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .model.config import LOSS_WEIGHT_SETS, ModelConfig
+from .model.config import LOSS_NAMES, LOSS_WEIGHT_SETS, ModelConfig, _check_choice, _check_number
 from .presets import PRESETS
 
 MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"num_skills", "mode"}
@@ -23,6 +23,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     loss_weights: str | list = "plain"
     mastery_hinge: str = "level"      # mastery-performance hinge: "level" (anchored at 0.5) or "gap"
+    mastery_loss: float = 0.0         # weight of the mastery part's own cross-entropy (mastery predictor)
     valid_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -41,11 +42,27 @@ class TrainConfig:
         w = tuple(float(x) for x in self.loss_weights)
         if len(w) != 6:
             raise ValueError("loss_weights needs six numbers")
+        for name, x in zip(LOSS_NAMES, w):
+            _check_number(f"loss weight {name}", x, lo=0, hi=1000)
         return w
 
     def __post_init__(self):
-        if self.mastery_hinge not in ("level", "gap"):
-            raise ValueError(f"mastery_hinge must be 'level' or 'gap', not {self.mastery_hinge!r}")
+        _check_choice("mastery_hinge", self.mastery_hinge, ("level", "gap"))
+        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        _check_number("epochs", self.epochs, lo=1, hi=100_000, integer=True)
+        _check_number("batch_size", self.batch_size, lo=1, hi=1_000_000, integer=True)
+        _check_number("eval_batch_size", self.eval_batch_size, lo=1, hi=1_000_000, integer=True)
+        _check_number("patience", self.patience, lo=1, hi=100_000, integer=True)
+        _check_number("lr", self.lr, lo=0, hi=10, lo_open=True)
+        _check_number("weight_decay", self.weight_decay, lo=0, hi=10)
+        _check_number("grad_clip", self.grad_clip, lo=0, lo_open=True)
+        _check_number("mastery_loss", self.mastery_loss, lo=0, hi=1000)
+        _check_number("valid_fraction", self.valid_fraction, lo=0, hi=0.9, lo_open=True)
+        _check_number("seed", self.seed, lo=0, integer=True)
+        _check_number("num_threads", self.num_threads, lo=0, hi=1024, integer=True)
+        _check_number("sim_students", self.sim_students, lo=2, hi=10_000_000, integer=True)
+        _check_number("sim_skills", self.sim_skills, lo=1, hi=100_000, integer=True)
+        self.weights()
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,6 +10,7 @@ import pandas as pd
 from .checkpoint import load_checkpoint
 from .data.dataset import KTDataset
 from .datasource import is_sim, load_eval_data
+from .explain import part_columns
 from .metrics import compute_metrics
 from .scoring import Trajectories, score
 
@@ -82,4 +83,6 @@ def trajectory_frame(scored: Scored, student: str | None = None) -> pd.DataFrame
     })
     if traj.true_mastery is not None:
         df["true_mastery"] = traj.true_mastery[rows, s]
+    for name, col in part_columns(traj.parts[rows] if traj.parts is not None else None).items():
+        df[name] = col                      # the prediction's logit = the sum of these parts
     return df

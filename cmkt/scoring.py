@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data.batching import Windows, batch_plan, collate
+from .data.batching import ChainedWindows, chained_windows, collate
 from .data.dataset import KTDataset
 from .errors import DataError
 
@@ -24,6 +24,8 @@ class Trajectories:
     gains: np.ndarray            # (N, C) gain credited by step t
     mode: str
     true_mastery: np.ndarray | None = None  # (N, C), simulated data only
+    parts: np.ndarray | None = None         # (N, 3) mastery/difficulty/momentary logit parts (mastery predictor)
+    prior: np.ndarray | None = None         # (C,) mastery before a student's first step, where the model has one
 
     @property
     def num_skills(self) -> int:
@@ -39,6 +41,8 @@ class Trajectories:
                "mastery": self.mastery[sl], "gains": self.gains[sl]}
         if self.true_mastery is not None:
             out["true_mastery"] = self.true_mastery[sl]
+        if self.parts is not None:
+            out["parts"] = self.parts[sl]
         return out
 
 
@@ -50,31 +54,46 @@ def check_compatible(ds: KTDataset, num_skills: int, source: str = "") -> None:
                         f"skill index {top} is not one the model knows (it has {num_skills} skills)")
 
 
-def scoring_windows(ds: KTDataset, max_len: int) -> tuple[Windows, np.ndarray]:
-    """Windows to score a data set with: the first max_len steps of a student in one window;
-    after that, windows that keep max_len // 2 new steps each and re-read the steps just
-    before them as context (each window feeds max_len steps), so no prediction after step
-    max_len is made from a cold start. Returns (windows fed to the model, first kept step)."""
-    stride = max(1, max_len // 2)
-    lengths = ds.lengths
-    extra = np.maximum(-(-(lengths - max_len) // stride), 0)           # later windows per student
-    counts = 1 + extra
-    row = np.repeat(np.arange(len(ds)), counts)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.zeros(0, np.int64)
-    k = np.arange(len(row)) - np.repeat(first, counts)                 # window number
-    keep = np.where(k == 0, 0, max_len + (k - 1) * stride)
-    end = np.where(k == 0, np.minimum(max_len, lengths[row]), np.minimum(keep + stride, lengths[row]))
-    lo = np.where(k == 0, 0, end - max_len)
-    nonempty = end > keep
-    w = Windows(row[nonempty].astype(np.int64), lo[nonempty].astype(np.int64), end[nonempty].astype(np.int64))
-    return w, keep[nonempty].astype(np.int64)
+@dataclass
+class WindowBatch:
+    """One batch of chained windows through the model."""
+
+    skills: torch.Tensor     # (B, T)
+    responses: torch.Tensor  # (B, T)
+    kept: torch.Tensor       # (B, T) bool: real steps this window keeps (scores / learns from)
+    keep_at: np.ndarray      # (B,) first kept step, relative to the window
+    out: object              # the model's output
+
+
+def forward_windows(model, ds: KTDataset, cw: ChainedWindows, idx: np.ndarray, carry: torch.Tensor,
+                    device="cpu") -> WindowBatch:
+    """Run the windows idx of cw through the model: a window that continues its student starts
+    from carry[w], the mastery its previous window ended with; afterwards carry[w + 1] holds this
+    window's last mastery (detached). The trainer and scoring both go through here, so what is
+    scored is what was trained. carry: (W, C) on device."""
+    skills, responses, mask = collate(ds, cw.windows, idx, device)
+    keep_at = cw.keep_from[idx] - cw.windows.start[idx]                # (B,)
+    k0 = torch.as_tensor(keep_at, device=skills.device)
+    cont = cw.continues[idx]
+    start = carry[torch.as_tensor(idx, device=carry.device)] if cont.any() else None
+    out = model(skills, responses, start=start, keep_from=k0)
+    T = skills.shape[1]
+    kept = mask & (torch.arange(T, device=skills.device)[None, :] >= k0[:, None])
+    nxt = cw.has_next[idx]
+    if nxt.any():
+        b = np.nonzero(nxt)[0]
+        last = torch.as_tensor(cw.windows.lengths[idx][b] - 1, device=skills.device)
+        carry[torch.as_tensor(idx[b] + 1, device=carry.device)] = \
+            out.mastery[torch.as_tensor(b, device=skills.device), last].detach().to(carry.dtype)
+    return WindowBatch(skills, responses, kept, keep_at, out)
 
 
 @torch.no_grad()
 def score(model, ds: KTDataset, device="cpu", batch_size: int = 64) -> Trajectories:
-    """Score every step of every student. Long students are cut into windows that re-read the
-    steps before them as context (scoring_windows); in cumulative mode a later window starts
-    from the mastery the previous one ended with, so the guarantees hold over the whole sequence."""
+    """Score every step of every student. Long students are cut into chained windows
+    (cmkt.data.batching.ChainedWindows), exactly as the trainer feeds them: a later window
+    re-reads the steps before it as context and, in cumulative mode, starts from the mastery
+    the previous window ended with, so the guarantees hold over the whole sequence."""
     cfg = model.cfg
     check_compatible(ds, cfg.num_skills)
     was_training = model.training
@@ -85,27 +104,27 @@ def score(model, ds: KTDataset, device="cpu", batch_size: int = 64) -> Trajector
     probs = np.zeros(N, dtype=np.float32)
     mastery = np.zeros((N, C), dtype=np.float32)
     gains = np.zeros((N, C), dtype=np.float32)
-    feed, keep_from = scoring_windows(ds, cfg.max_len)
-    for idx in batch_plan(feed, batch_size, shuffle=False):
-        skills, responses, mask = collate(ds, feed, idx, device)
-        out = model(skills, responses)
+    parts = np.zeros((N, 3), dtype=np.float32) if cfg.predictor == "mastery" else None
+    prior = model.prior_mastery()
+    prior = None if prior is None else prior.detach().float().cpu().numpy()
+    cw = chained_windows(ds, cfg.max_len)
+    carry = torch.zeros(len(cw), C, device=device)
+    for idx in cw.plan(batch_size, shuffle=False):
+        wb = forward_windows(model, ds, cw, idx, carry, device)
+        out = wb.out
         p = torch.sigmoid(out.logits).float().cpu().numpy()
         m = out.mastery.float().cpu().numpy()
         g = out.gains.float().cpu().numpy()
+        pp = out.parts.float().cpu().numpy() if parts is not None else None
         for b, w in enumerate(idx):
-            k0 = int(keep_from[w] - feed.start[w])           # context steps re-read, not kept
-            n = int(feed.end[w] - keep_from[w])
-            at = offsets[feed.row[w]] + keep_from[w]
+            k0 = int(wb.keep_at[b])                          # context steps re-read, not kept
+            n = int(cw.windows.end[w] - cw.keep_from[w])
+            at = offsets[cw.windows.row[w]] + cw.keep_from[w]
             probs[at:at + n] = p[b, k0:k0 + n]
             mastery[at:at + n] = m[b, k0:k0 + n]
             gains[at:at + n] = g[b, k0:k0 + n]
-    if cfg.mode == "cumulative":
-        # chain windows: window k>0 accumulates on top of window k-1's last mastery
-        for w in np.nonzero(keep_from > 0)[0]:
-            at = offsets[feed.row[w]] + keep_from[w]
-            n = int(feed.end[w] - keep_from[w])
-            mastery[at:at + n] = np.minimum(
-                1.0, mastery[at - 1] + cfg.gain_scale * np.cumsum(gains[at:at + n], axis=0))
+            if pp is not None:
+                parts[at:at + n] = pp[b, k0:k0 + n]
     if was_training:
         model.train()
     tm = None
@@ -115,4 +134,4 @@ def score(model, ds: KTDataset, device="cpu", batch_size: int = 64) -> Trajector
             tm = np.pad(tm, ((0, 0), (0, C - tm.shape[1])))
     cat = (lambda arrs: np.concatenate(arrs).astype(np.int64) if arrs else np.zeros(0, np.int64))
     return Trajectories(list(ds.student_ids), offsets, cat(ds.skills), cat(ds.responses),
-                        probs, mastery, gains, cfg.mode, tm)
+                        probs, mastery, gains, cfg.mode, tm, parts, prior)

@@ -10,15 +10,20 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data.batching import batch_plan, collate, make_windows
+from .data.batching import chained_windows
 from .datasource import DataSplits
+from .errors import CmktError
 from .metrics import compute_metrics
 from .model import LOSS_NAMES, GainAKT2, ModelConfig, compute_losses
-from .scoring import Trajectories, score
+from .scoring import Trajectories, forward_windows, score
 
 
 class Cancelled(Exception):
     """Raised inside the trainer when a callback asks it to stop."""
+
+
+class Diverged(CmktError):
+    """Raised when the loss or the validation predictions stop being finite numbers."""
 
 
 class TrainCallbacks:
@@ -88,7 +93,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
         self.weights = train_cfg.weights()
-        self.train_windows = make_windows(data.train, model_cfg.max_len)
+        self.train_windows = chained_windows(data.train, model_cfg.max_len)
         self.epoch = 0
         self.best_epoch = 0
         self.best_score = -math.inf
@@ -103,6 +108,7 @@ class Trainer:
         return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "epoch": self.epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
                 "best_state": self.best_state, "bad_epochs": self.bad_epochs,
                 "history": self.history, "seconds": self.seconds}
@@ -112,6 +118,9 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        cuda_rng = state.get("cuda_rng") or []
+        if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_rng)
         self.epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
         self.best_score, self.bad_epochs = float(state["best_score"]), int(state["bad_epochs"])
         self.best_state, self.history = state["best_state"], list(state["history"])
@@ -133,17 +142,20 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict:
         self.model.train()
-        groups = batch_plan(self.train_windows, self.cfg.batch_size, shuffle=True,
-                            seed=self.cfg.seed * 100_003 + epoch)
+        cw = self.train_windows
+        groups = cw.plan(self.cfg.batch_size, shuffle=True, seed=self.cfg.seed * 100_003 + epoch)
+        carry = torch.zeros(len(cw), self.model_cfg.num_skills, device=self.device)  # (W, C)
         sums = {k: 0.0 for k in ("total", "bce", *LOSS_NAMES)}
         n = 0
         for b, idx in enumerate(groups):
             if self.callbacks.should_stop():
                 raise Cancelled()
-            skills, responses, mask = collate(self.data.train, self.train_windows, idx, self.device)
-            out = self.model(skills, responses)
-            losses = compute_losses(out, skills, responses, mask, self.weights, self.model_cfg.gain_scale,
-                                    self.cfg.mastery_hinge)
+            wb = forward_windows(self.model, self.data.train, cw, idx, carry, self.device)
+            losses = compute_losses(wb.out, wb.skills, wb.responses, wb.kept, self.weights,
+                                    self.model_cfg.gain_scale, self.cfg.mastery_hinge, self.cfg.mastery_loss)
+            if not torch.isfinite(losses["total"]):
+                raise Diverged(f"training diverged at epoch {epoch}, batch {b + 1}: loss is "
+                               f"{float(losses['total'].detach())} (try a lower lr)")
             self.opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -163,6 +175,9 @@ class Trainer:
             if self.callbacks.should_stop():
                 raise Cancelled()
             val = self.evaluate(self.model, self.data.valid)
+            if val.get("n_nonfinite"):
+                raise Diverged(f"training diverged at epoch {epoch}: {val['n_nonfinite']} validation "
+                               "predictions, masteries or gains are not finite numbers (try a lower lr)")
             rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
             rec.update(val)
             rec["lr"] = self.opt.param_groups[0]["lr"]

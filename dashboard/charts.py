@@ -65,19 +65,71 @@ def mastery_figure(student: dict, names, labels, title: str = "", show_true: boo
         answered = np.array([skill_label(int(k), names, labels) for k in s], dtype=object)
         y = m[np.arange(T), s]
         on_shown = np.isin(s, shown)
+        parts = student.get("parts")
         for ok, text, symbol, color in ((1, "correct", "circle", CORRECT), (0, "wrong", "x", WRONG)):
             at = (r == ok) & on_shown
             if not at.any():
                 continue
-            custom = np.stack([answered[at], np.round(p[at], 3).astype(object)], axis=1)
+            cols = [answered[at], np.round(p[at], 3).astype(object)]
+            why = ""
+            if parts is not None:       # the three parts of the logit (mastery predictor)
+                cols += [np.round(parts[at, i], 2).astype(object) for i in range(3)]
+                why = ("<br>logit = mastery %{customdata[2]:+.2f} + difficulty %{customdata[3]:+.2f}"
+                       " + recent answers %{customdata[4]:+.2f}")
             fig.add_trace(go.Scatter(
                 x=steps[at], y=y[at], mode="markers", name=f"{text} answer", meta=ANSWERS_META,
                 marker=dict(symbol=symbol, size=9, color=color, line=dict(width=1, color="white")),
-                customdata=custom,
+                customdata=np.stack(cols, axis=1),
                 hovertemplate=(f"step %{{x}} · <b>%{{customdata[0]}}</b><br>answer: {text}<br>"
-                               "predicted P(correct) %{customdata[1]}<br>mastery after %{y:.3f}<extra></extra>")))
+                               "predicted P(correct) %{customdata[1]}" + why +
+                               "<br>mastery after %{y:.3f}<extra></extra>")))
     fig.update_layout(**LAYOUT, title=title, height=height, hovermode="closest",
                       xaxis_title="step", yaxis_title="mastery", legend_title_text="skill")
+    return fig
+
+
+def explanation_figure(expl: dict, height: int = 260) -> go.Figure:
+    """One prediction's logit as a waterfall of its three parts (cmkt.explain.explain_step),
+    ending at the total, with P(correct) in the title."""
+    names = ["mastery", "difficulty", "momentary"]
+    labels = [expl["labels"][n] for n in names]
+    if expl["mastery_before"] is not None:
+        labels[0] += f" ({expl['mastery_before']:.2f})"
+    vals = [expl["parts"][n] for n in names]
+    fig = go.Figure(go.Waterfall(
+        orientation="h", y=labels + ["logit"], x=vals + [expl["logit"]],
+        measure=["relative"] * 3 + ["total"], text=[f"{v:+.2f}" for v in vals] + [f"{expl['logit']:+.2f}"],
+        textposition="outside", increasing=dict(marker=dict(color=CORRECT)),
+        decreasing=dict(marker=dict(color=WRONG)), totals=dict(marker=dict(color="#2f6fdf")),
+        connector=dict(line=dict(color="#bbb")), hovertemplate="%{y}: %{x:+.3f}<extra></extra>"))
+    answer = "correct" if expl["response"] == 1 else "wrong"
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=10, r=40, t=50, b=10)}, height=height,
+                      title=f"step {expl['step']} · {_esc(expl['skill'])}: P(correct) {expl['prob']:.2f} "
+                            f"(the answer was {answer})",
+                      xaxis_title="contribution to the logit of P(correct)",
+                      yaxis=dict(autorange="reversed"), showlegend=False)
+    return fig
+
+
+def tradeoff_figure(points: pd.DataFrame, height: int = 360) -> go.Figure:
+    """Faithfulness against accuracy: for each data set, test AUC and mastery AUC against
+    momentary_bound (the cap on what the streams may add to mastery + difficulty).
+    points: columns data, bound (None = unbounded), auc, mastery_auc."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("AUC of the prediction", "AUC of mastery alone"))
+    order = sorted({b for b in points["bound"] if b is not None})
+    ticks = [str(b) for b in order] + (["unbounded"] if points["bound"].isna().any() else [])
+    for i, (data, grp) in enumerate(points.groupby("data", sort=False)):
+        g = grp.assign(x=[("unbounded" if b is None or b != b else str(b)) for b in grp["bound"]])
+        g = g.set_index("x").reindex([t for t in ticks if t in set(g["x"])]).reset_index()
+        color = PALETTE[i % len(PALETTE)]
+        for col, key in ((1, "auc"), (2, "mastery_auc")):
+            fig.add_trace(go.Scatter(x=g["x"], y=g[key], mode="lines+markers", name=str(data),
+                                     legendgroup=str(data), showlegend=col == 1,
+                                     line=dict(color=color), marker=dict(size=8),
+                                     hovertemplate=f"{_esc(data)} · bound %{{x}}<br>{key} %{{y:.4f}}<extra></extra>"),
+                          row=1, col=col)
+    fig.update_xaxes(title_text="momentary_bound (logit units)", categoryorder="array", categoryarray=ticks)
+    fig.update_layout(**LAYOUT, height=height, legend_title_text="data")
     return fig
 
 
@@ -136,6 +188,7 @@ CURVE_PANELS = (("train_total", "training loss"), ("val_loss", "validation loss"
                 ("negative_gain_rate", "negative gains"), ("bounds_violation_rate", "out of [0, 1]"),
                 ("students_with_violation", "students with a violation"),
                 ("mastery_performance_corr", "mastery–performance r"),
+                ("mastery_auc", "mastery AUC"), ("mastery_saturation_rate", "mastery at the ceiling"),
                 ("gain_performance_corr", "gain–performance r"),
                 ("mastery_recovery_corr", "true-mastery recovery r"))
 
@@ -169,7 +222,8 @@ def training_curves(histories: dict[str, list[dict]], cols: int = 4, height_per_
 def epoch_table(history: list[dict]) -> pd.DataFrame:
     cols = ["epoch", "train_total", "val_loss", "val_auc", "val_accuracy", "monotonicity_violation_rate",
             "negative_gain_rate", "bounds_violation_rate", "students_with_violation",
-            "mastery_performance_corr", "gain_performance_corr", "mastery_recovery_corr", "lr", "seconds"]
+            "mastery_performance_corr", "gain_performance_corr", "prediction_performance_corr", "mastery_auc",
+            "mastery_saturation_rate", "mastery_recovery_corr", "lr", "seconds"]
     df = pd.DataFrame(history)
     return df[[c for c in cols if c in df.columns]] if len(df) else pd.DataFrame(columns=cols[:1])
 

@@ -7,6 +7,7 @@ import streamlit as st
 from cmkt.runs import read_metrics
 from dashboard.state import default_pair, list_entries, with_checkpoint
 from dashboard.tables import show_metrics_table
+from dashboard.tradeoff import show_tradeoff
 from dashboard.widgets import pick_data, pick_entries
 
 st.title("Consistency")
@@ -49,3 +50,6 @@ table()
 st.caption("Highlighted: violation rates, red when non-zero, green when zero. `null`: a correlation "
            "that cannot be computed (constant input). Counts: students, interactions and predictions "
            "scored.")
+
+st.divider()
+show_tradeoff(list_entries())

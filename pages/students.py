@@ -6,11 +6,18 @@ import numpy as np
 import streamlit as st
 
 from dashboard import derived
-from dashboard.charts import gain_heatmap, mastery_figure, practised_skills, skill_summary
+from cmkt.explain import explain_step
+from dashboard.charts import explanation_figure, gain_heatmap, mastery_figure, practised_skills, skill_summary
 from dashboard.state import fmt, get_scored, pair_partner, user_errors
 from dashboard.widgets import data_notes, pick_checkpoint_and_data, pick_student
 
 st.title("Students")
+
+
+def entry_bound(scored):
+    """The momentary_bound of the scored model (None: unbounded)."""
+    return (scored.meta.get("model_config") or {}).get("momentary_bound")
+
 
 entries, entry, data, split = pick_checkpoint_and_data("stu")
 
@@ -55,8 +62,9 @@ m2.metric("Skills practised", len(practised))
 m3.metric("Accuracy", fmt(float(arr["responses"].mean()) if T else None, 3))
 m4.metric("Mean predicted P(correct)", fmt(float(arr["probs"].mean()) if T else None, 3))
 viol = derived.student_violations(arr)
-m5.metric("Violations", sum(viol.values()), help=", ".join(f"{k}: {v}" for k, v in viol.items()),
-          delta=None)
+m5.metric(f"Violations (all {scored.traj.num_skills} skills)", sum(viol.values()),
+          help="counted over every step and every skill the model tracks, practised or not (as in the "
+               "Consistency table): " + ", ".join(f"{k}: {v}" for k, v in viol.items()), delta=None)
 
 st.subheader(f"Mastery of {student} · {entry.name} ({entry.mode})")
 st.caption("One line per practised skill: its mastery after every step. Markers sit on the line of the "
@@ -64,6 +72,22 @@ st.caption("One line per practised skill: its mastery after every step. Markers 
            "skill, answer and the predicted probability of a correct answer.")
 fig = mastery_figure(arr, names, labels, show_true=show_true, skills_shown=shown)
 st.plotly_chart(fig, key="stu_mastery")
+
+st.subheader("Why this prediction?")
+if arr.get("parts") is None:
+    st.caption(f"{entry.name} predicts with the `mlp` predictor: its mastery is a side output that the "
+               "prediction does not read. A run trained with `predictor=mastery` explains every "
+               "prediction as mastery + difficulty + recent answers.")
+elif T:
+    bound = entry_bound(scored)
+    cap = "not capped" if bound is None else f"capped at ±{bound:g}"
+    st.caption("The model's prediction is built on mastery: its logit is the sum of the mastery of the "
+               "skill about to be answered (before the answer), that skill's difficulty and what the recent "
+               f"answers add ({cap}). Hover an answer on the chart above for the same three numbers.")
+    step = st.slider("Step", 1, T, T, key=f"stu_step_{student}")
+    expl = explain_step(arr, step - 1, names)
+    st.markdown(f"**{expl['sentence']}**")
+    st.plotly_chart(explanation_figure(expl), key="stu_explain")
 
 st.subheader("Learning gains")
 st.caption("Practised skills × steps: the gain credited to each skill at each step (blue positive, "

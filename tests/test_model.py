@@ -177,9 +177,10 @@ def test_long_students_are_scored_with_context_and_keep_guarantees():
     """Students longer than the model window: every step scored once, predictions after the
     first window are made with the steps before them as context, and cumulative mastery stays
     monotone and bounded across windows."""
-    from cmkt.scoring import scoring_windows
+    from cmkt.data.batching import chained_windows
     ds = random_dataset(5, 6, 5, max_len=95)
-    w, keep = scoring_windows(ds, 20)
+    cw = chained_windows(ds, 20)
+    w, keep = cw.windows, cw.keep_from
     for i, n in enumerate(ds.lengths):
         mine = np.nonzero(w.row == i)[0]
         kept = np.concatenate([np.arange(keep[k], w.end[k]) for k in mine])

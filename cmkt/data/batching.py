@@ -39,6 +39,75 @@ def make_windows(ds: KTDataset, max_len: int, min_len: int = 1) -> Windows:
     return Windows(row[keep].astype(np.int64), start[keep].astype(np.int64), end[keep].astype(np.int64))
 
 
+@dataclass
+class ChainedWindows:
+    """Windows over long students, trained and scored the same way. A student's first window
+    holds its first max_len steps; each later window keeps max_len // 2 new steps and re-reads
+    the steps just before them as context (it feeds max_len steps), so no prediction after step
+    max_len is made from a cold start. Window w keeps steps [keep_from[w], windows.end[w]); the
+    next window of the same student is w + 1 and continues from w's last mastery."""
+
+    windows: Windows
+    keep_from: np.ndarray   # (W,) first kept step (absolute)
+    phase: np.ndarray       # (W,) window number within its student: 0, 1, ...
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @property
+    def continues(self) -> np.ndarray:
+        """(W,) bool: the window continues its student's previous window."""
+        return self.phase > 0
+
+    @property
+    def has_next(self) -> np.ndarray:
+        """(W,) bool: window w + 1 continues window w."""
+        nxt = np.zeros(len(self), dtype=bool)
+        if len(self) > 1:
+            nxt[:-1] = self.phase[1:] > 0
+        return nxt
+
+    def plan(self, batch_size: int, shuffle: bool, seed: int = 0) -> list[np.ndarray]:
+        """Batches of similar length in which every window comes after its student's previous
+        window. Windows become ready once the window they continue is in an earlier batch; each
+        batch is a run of similar length from the ready ones (a random run when shuffling), so
+        continuing windows are spread over the epoch rather than all left to its end."""
+        n = len(self)
+        if n == 0:
+            return []
+        rng = np.random.default_rng(seed)
+        lengths = self.windows.lengths
+        jitter = rng.random(n) if shuffle else np.zeros(n)
+        has_next = self.has_next
+        ready = np.nonzero(~self.continues)[0]
+        groups = []
+        while len(ready):
+            ready = ready[np.lexsort((jitter[ready], lengths[ready]))]
+            n_chunks = -(-len(ready) // batch_size)
+            c = int(rng.integers(n_chunks)) if shuffle else 0
+            group = ready[c * batch_size:(c + 1) * batch_size]
+            groups.append(group)
+            ready = np.concatenate([ready[:c * batch_size], ready[(c + 1) * batch_size:],
+                                    group[has_next[group]] + 1])
+        return groups
+
+
+def chained_windows(ds: KTDataset, max_len: int) -> ChainedWindows:
+    """The windows long students are trained and scored with (see ChainedWindows)."""
+    stride = max(1, max_len // 2)
+    lengths = ds.lengths
+    extra = np.maximum(-(-(lengths - max_len) // stride), 0)           # later windows per student
+    counts = np.where(lengths > 0, 1 + extra, 0)
+    row = np.repeat(np.arange(len(ds)), counts)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.zeros(0, np.int64)
+    k = np.arange(len(row)) - np.repeat(first, counts)                 # window number
+    keep = np.where(k == 0, 0, max_len + (k - 1) * stride)
+    end = np.where(k == 0, np.minimum(max_len, lengths[row]), np.minimum(keep + stride, lengths[row]))
+    lo = np.where(k == 0, 0, np.maximum(end - max_len, 0))
+    w = Windows(row.astype(np.int64), lo.astype(np.int64), end.astype(np.int64))
+    return ChainedWindows(w, keep.astype(np.int64), k.astype(np.int64))
+
+
 def batch_plan(windows: Windows, batch_size: int, shuffle: bool, seed: int = 0) -> list[np.ndarray]:
     """Groups of window indices of similar length (sorted by length, then chunked);
     the order of groups (and ties) is shuffled when training."""

@@ -1,9 +1,14 @@
 """Model configuration: everything needed to rebuild a GainAKT2 model."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 MODES = ("original", "cumulative")
+PREDICTORS = ("mlp", "mastery")
+BASES = ("context", "prior")
+ACCUMULATIONS = ("linear", "gap")
+READOUTS = ("none", "attention")
 
 # Auxiliary loss weight sets of the seed system, in the order
 # non_negative, monotonicity, mastery_performance, gain_performance, sparsity, consistency.
@@ -13,11 +18,49 @@ LOSS_WEIGHT_SETS = {
 }
 LOSS_NAMES = ("non_negative", "monotonicity", "mastery_performance",
               "gain_performance", "sparsity", "consistency")
+UNBOUNDED = ("none", "inf", "infinity", "unbounded", "")
+
+
+def parse_bound(value) -> float | None:
+    """momentary_bound: a finite number >= 0, or None (unbounded; also 'inf', 'none')."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.strip().lower() in UNBOUNDED:
+            return None
+        value = float(value)
+    value = float(value)
+    if math.isinf(value) and value > 0:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"momentary_bound must be a number >= 0 or 'inf', not {value!r}")
+    return value
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _check_number(name, value, lo=None, hi=None, lo_open=False, integer=False):
+    """A finite number (an int when integer=True) inside [lo, hi] ((lo, hi] with lo_open)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ValueError(f"{name} must be {'a whole number' if integer else 'a number'}, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, not {value!r}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{name} must be <= {hi}, not {value!r}")
 
 
 @dataclass
 class ModelConfig:
-    """GainAKT2 hyper-parameters. Saved into every run: Model(ModelConfig(**saved))."""
+    """GainAKT2 hyper-parameters. Saved into every run: Model(ModelConfig(**saved)).
+
+    The defaults of the options added after the first release (predictor, base, accumulation,
+    readout, attn_dropout) reproduce the first release, so older checkpoints rebuild as they
+    were trained; the presets choose the measured best settings for new runs."""
 
     num_skills: int
     max_len: int = 200
@@ -28,16 +71,52 @@ class ModelConfig:
     dropout: float = 0.1
     mode: str = "cumulative"
     gain_scale: float = 0.1
+    # how P(correct) is made: "mlp" over the streams, or "mastery" = mastery + difficulty + momentary
+    predictor: str = "mlp"
+    # largest |momentary| part in logit units (mastery predictor only); None: unbounded
+    momentary_bound: float | None = 1.0
+    # cumulative mastery before the first gain: "context" (sigmoid(head(context of step 1)), gains
+    # from step 2 on) or "prior" (a learned per-skill prior, gains from step 1 on)
+    base: str = "context"
+    # how gains add up: "linear" (m + scale*g, clamped at 1) or "gap" (each gain closes a share of
+    # the gap to 1: diminishing returns, never clamped)
+    accumulation: str = "linear"
+    # extra input of the predictor: "attention" reads past steps with the target skill as query
+    readout: str = "none"
+    # dropout inside attention; None: the same as dropout (0 allows the fused kernel)
+    attn_dropout: float | None = None
+    # hidden size of an LSTM over the interactions whose state after step t-1 is a further input of
+    # the predictor (0: none). It feeds the predictor only, never mastery or gains.
+    recurrent: int = 0
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
-        if int(self.num_skills) < 1:
-            raise ValueError("num_skills must be at least 1")
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("predictor", self.predictor, PREDICTORS)
+        _check_choice("base", self.base, BASES)
+        _check_choice("accumulation", self.accumulation, ACCUMULATIONS)
+        _check_choice("readout", self.readout, READOUTS)
+        _check_number("num_skills", self.num_skills, lo=1, integer=True)
+        _check_number("max_len", self.max_len, lo=2, hi=100_000, integer=True)
+        _check_number("d_model", self.d_model, lo=1, hi=65_536, integer=True)
+        _check_number("n_heads", self.n_heads, lo=1, integer=True)
+        _check_number("n_blocks", self.n_blocks, lo=0, hi=64, integer=True)
+        _check_number("d_ff", self.d_ff, lo=2, hi=262_144, integer=True)
+        _check_number("dropout", self.dropout, lo=0, hi=0.95)
+        _check_number("recurrent", self.recurrent, lo=0, hi=8192, integer=True)
+        if self.attn_dropout is not None:
+            _check_number("attn_dropout", self.attn_dropout, lo=0, hi=0.95)
+        # the cumulative guarantees need a positive, finite gain scale
+        _check_number("gain_scale", self.gain_scale, lo=0, hi=100, lo_open=True)
+        self.momentary_bound = parse_bound(self.momentary_bound)
+        if self.predictor == "mastery" and self.mode == "cumulative" and self.base != "prior":
+            # the context base is read from step 1 itself: predicting step 1 from it would leak r_1
+            raise ValueError("predictor 'mastery' needs base 'prior' in cumulative mode")
         if self.d_model % self.n_heads:
-            raise ValueError("d_model must be divisible by n_heads")
-        if self.max_len < 2:
-            raise ValueError("max_len must be at least 2")
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+
+    @property
+    def attention_dropout(self) -> float:
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,12 +9,16 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 
+PART_NAMES = ("mastery", "difficulty", "momentary")
+
 
 @dataclass
 class GainAKT2Output:
     logits: torch.Tensor   # (B, T) logit of P(r_t = 1 | steps < t, s_t)
     mastery: torch.Tensor  # (B, T, C) mastery after step t
     gains: torch.Tensor    # (B, T, C) learning gain credited by step t
+    parts: torch.Tensor | None = None  # (B, T, 3) mastery/difficulty/momentary; they sum to logits
+    start: torch.Tensor | None = None  # (B, C) mastery before the first kept step (m_{t-1} of it)
 
 
 class TwoStreamBlock(nn.Module):
@@ -33,7 +37,7 @@ class TwoStreamBlock(nn.Module):
         self.ff_ctx = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.d_ff, d))
         self.ff_val = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.d_ff, d))
         self.drop = nn.Dropout(cfg.dropout)
-        self.attn_dropout = cfg.dropout
+        self.attn_dropout = cfg.attention_dropout
 
     def forward(self, ctx: torch.Tensor, val: torch.Tensor):
         B, T, D = ctx.shape
@@ -49,12 +53,39 @@ class TwoStreamBlock(nn.Module):
         return ctx, val
 
 
+class SkillReadout(nn.Module):
+    """Attention with the target skill s_t as query over the streams of steps < t
+    (keys from the context stream, values from the value stream)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d, self.h = cfg.d_model, cfg.n_heads
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+        self.dropout = cfg.attention_dropout
+
+    def forward(self, query: torch.Tensor, prev_ctx: torch.Tensor, prev_val: torch.Tensor) -> torch.Tensor:
+        """query: (B, T, D) target-skill embedding of step t; prev_*: (B, T, D) the streams
+        shifted by one (row t holds step t-1, row 0 the start vector). Row t attends to rows <= t."""
+        B, T, D = query.shape
+        split = (lambda x: x.view(B, T, self.h, D // self.h).transpose(1, 2))           # (B, H, T, Dh)
+        att = F.scaled_dot_product_attention(split(self.q(query)), split(self.k(prev_ctx)),
+                                             split(self.v(prev_val)), is_causal=True,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.out(att.transpose(1, 2).reshape(B, T, D))                            # (B, T, D)
+
+
 class GainAKT2(nn.Module):
     """Token = s_t + C * r_t, embedded into a context and a value stream.
 
     mode "original":   gains = linear(value), mastery = linear(context), per step.
-    mode "cumulative": gains = ReLU(linear(value)); base = sigmoid(linear(context_0));
-                       mastery_t = min(1, base + gain_scale * cumsum(gains)_t).
+    mode "cumulative": gains >= 0 (ReLU of a linear head), mastery starts from a base in [0, 1]
+                       and only accumulates gains: m_t = min(1, m_{t-1} + gain_scale * g_t).
+    predictor "mlp":     logit = MLP(streams of step t-1, skill s_t).
+    predictor "mastery": logit = mastery part (increasing in m_{t-1}[s_t]) + difficulty(s_t)
+                         + momentary part (the MLP, bounded by momentary_bound).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -69,14 +100,64 @@ class GainAKT2(nn.Module):
         self.start = nn.Parameter(torch.zeros(2, d))  # stands in for (context, value) before step 0
         self.blocks = nn.ModuleList(TwoStreamBlock(cfg) for _ in range(cfg.n_blocks))
         self.emb_drop = nn.Dropout(cfg.dropout)
+        n_in = (4 if cfg.readout == "attention" else 3) * d + cfg.recurrent
+        if cfg.readout == "attention":
+            self.readout = SkillReadout(cfg)
+        if cfg.recurrent:
+            self.rnn_embed = nn.Embedding(2 * C, d)
+            self.rnn = nn.LSTM(d, cfg.recurrent, batch_first=True)
         self.predictor = nn.Sequential(
-            nn.Linear(3 * d, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout),
+            nn.Linear(n_in, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout),
             nn.Linear(cfg.d_ff, cfg.d_ff // 2), nn.GELU(), nn.Linear(cfg.d_ff // 2, 1))
         self.mastery_head = nn.Linear(d, C)
         self.gain_head = nn.Linear(d, C)
+        if cfg.base == "prior" or cfg.predictor == "mastery":
+            self.prior = nn.Parameter(torch.zeros(C))          # mastery before any step (logit / raw)
+        if cfg.predictor == "mastery":
+            self.difficulty = nn.Embedding(C, 1)
+            nn.init.zeros_(self.difficulty.weight)
+            # original mode: slope (through softplus, > 0) and offset; cumulative: slip and guess
+            self.mastery_weight = nn.Parameter(torch.full((), -2.0 if cfg.mode == "cumulative" else 0.0))
+            self.mastery_bias = nn.Parameter(torch.full((), -1.0 if cfg.mode == "cumulative" else 0.0))
 
-    def forward(self, skills: torch.Tensor, responses: torch.Tensor) -> GainAKT2Output:
-        """skills, responses: (B, T) long, padding anywhere after a sequence's end."""
+    # ---- mastery ----------------------------------------------------------------------
+    def _start_mastery(self, ctx: torch.Tensor) -> torch.Tensor:
+        """(B, C) mastery before the first accumulated gain of a cold-start window."""
+        cfg = self.cfg
+        if cfg.mode == "original":
+            return self.prior.expand(ctx.shape[0], -1) if hasattr(self, "prior") else ctx.new_zeros(ctx.shape[0], cfg.num_skills)
+        if cfg.base == "prior":
+            return torch.sigmoid(self.prior).expand(ctx.shape[0], -1)
+        return torch.sigmoid(self.mastery_head(ctx[:, 0]))
+
+    def prior_mastery(self) -> torch.Tensor | None:
+        """(C,) mastery before any step, where the model has one (cumulative with base 'prior')."""
+        if self.cfg.mode == "cumulative" and self.cfg.base == "prior":
+            return torch.sigmoid(self.prior)
+        return None
+
+    def mastery_part(self, m_prev: torch.Tensor) -> torch.Tensor:
+        """The mastery part of the logit, increasing in m = m_{t-1}[s_t]. Cumulative mode reads
+        mastery as in BKT: P = guess + (1 - slip - guess) * m, with guess and slip learned and each
+        below 0.5, and the part is logit(P): bounded, so mastery at the ceiling cannot outshout the
+        other parts. Original mode (unbounded mastery): a * m + b with a > 0. (B, T)"""
+        if self.cfg.mode == "original":
+            return F.softplus(self.mastery_weight + 0.5413) * m_prev + self.mastery_bias  # softplus(0.5413) = 1
+        guess, slip = self.guess_slip()
+        p = guess + (1 - slip - guess) * m_prev.clamp(0.0, 1.0)
+        return torch.log(p) - torch.log1p(-p)
+
+    def guess_slip(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mastery reading's guess and slip (cumulative mode), each in (0, 0.5)."""
+        return 0.5 * torch.sigmoid(self.mastery_bias), 0.5 * torch.sigmoid(self.mastery_weight)
+
+    def forward(self, skills: torch.Tensor, responses: torch.Tensor,
+                start: torch.Tensor | None = None, keep_from: torch.Tensor | None = None) -> GainAKT2Output:
+        """skills, responses: (B, T) long, padding anywhere after a sequence's end.
+        A window that continues a student (cumulative mode) passes `start` (B, C), the mastery
+        the previous window ended with, and `keep_from` (B,), its first new step: the steps
+        before it are context only, and mastery accumulates from `start` at keep_from.
+        Rows with keep_from == 0 start cold (their `start` row is ignored)."""
         cfg = self.cfg
         B, T = skills.shape
         if T > cfg.max_len:
@@ -91,18 +172,53 @@ class GainAKT2(nn.Module):
         # Prediction for step t from the streams at t-1 (never sees r_t) and the skill s_t.
         prev_ctx = torch.cat([self.start[0].expand(B, 1, -1), ctx[:, :-1]], dim=1)  # (B, T, D)
         prev_val = torch.cat([self.start[1].expand(B, 1, -1), val[:, :-1]], dim=1)  # (B, T, D)
-        feats = torch.cat([prev_ctx, prev_val, self.skill_embed(skills)], dim=-1)   # (B, T, 3D)
-        logits = self.predictor(feats).squeeze(-1)                                   # (B, T)
+        skill_e = self.skill_embed(skills)                                           # (B, T, D)
+        feats = [prev_ctx, prev_val, skill_e]
+        if cfg.readout == "attention":
+            feats.append(self.readout(skill_e, prev_ctx, prev_val))
+        if cfg.recurrent:
+            h = self.rnn(self.emb_drop(self.rnn_embed(tokens)))[0]                  # (B, T, H) after step t
+            feats.append(torch.cat([h.new_zeros(B, 1, h.shape[-1]), h[:, :-1]], dim=1))  # state after t-1
+        streams = self.predictor(torch.cat(feats, dim=-1)).squeeze(-1)              # (B, T)
 
         raw_gain = self.gain_head(val)                                     # (B, T, C)
         if cfg.mode == "original":
             gains = raw_gain
             mastery = self.mastery_head(ctx)                               # (B, T, C)
+            m0 = self._start_mastery(ctx)                                  # (B, C)
         else:
-            gains = F.relu(raw_gain)
-            base = torch.sigmoid(self.mastery_head(ctx[:, :1]))            # (B, 1, C)
-            mastery = cumulative_mastery(base, gains, cfg.gain_scale)      # (B, T, C)
-        return GainAKT2Output(logits=logits, mastery=mastery, gains=gains)
+            m0, first = self._start_mastery(ctx), torch.zeros(B, dtype=torch.long, device=skills.device)
+            if cfg.base == "context":
+                first = first + 1                                          # step 1 made the base
+            if keep_from is not None:
+                chained = keep_from > 0
+                if start is not None:
+                    m0 = torch.where(chained[:, None], start.to(m0.dtype), m0)
+                first = torch.where(chained, keep_from, first)
+            live = (pos[None, :] >= first[:, None]).unsqueeze(-1)          # (B, T, 1) gains that count
+            gains = F.relu(raw_gain) * live
+            if cfg.accumulation == "gap":
+                gains = gap_gains(m0, gains, cfg.gain_scale)
+            mastery = cumulative_mastery(m0.unsqueeze(1), gains, cfg.gain_scale)  # (B, T, C)
+
+        if cfg.predictor == "mlp":
+            return GainAKT2Output(logits=streams, mastery=mastery, gains=gains, start=m0)
+        pick = (lambda x: x.gather(-1, skills.unsqueeze(-1)).squeeze(-1))  # (B, T, C) -> (B, T) at s_t
+        m_prev = torch.cat([m0.unsqueeze(1), mastery[:, :-1]], dim=1)      # (B, T, C) mastery before t
+        if cfg.mode == "cumulative" and keep_from is not None:
+            # the context steps of a continuing window hold its start mastery
+            ctx_steps = (pos[None, :] <= keep_from[:, None]).unsqueeze(-1)
+            m_prev = torch.where(ctx_steps, m0.unsqueeze(1), m_prev)
+        m_skill = pick(m_prev)                                             # (B, T)
+        bound = cfg.momentary_bound
+        if bound is None:
+            momentary = streams
+        elif bound == 0:
+            momentary = torch.zeros_like(streams)
+        else:
+            momentary = bound * torch.tanh(streams / bound)
+        parts = torch.stack([self.mastery_part(m_skill), self.difficulty(skills).squeeze(-1), momentary], dim=-1)
+        return GainAKT2Output(logits=parts.sum(-1), mastery=mastery, gains=gains, parts=parts, start=m0)
 
 
 def cumulative_mastery(base: torch.Tensor, gains: torch.Tensor, scale: float) -> torch.Tensor:
@@ -110,6 +226,16 @@ def cumulative_mastery(base: torch.Tensor, gains: torch.Tensor, scale: float) ->
     valid for non-negative gains: min(1, base + scale * cumsum(g)).
     base: (B, 1, C) in [0, 1]; gains: (B, T, C) >= 0."""
     return torch.clamp(base + scale * torch.cumsum(gains, dim=1), max=1.0)
+
+
+def gap_gains(base: torch.Tensor, raw: torch.Tensor, scale: float) -> torch.Tensor:
+    """Gains that each close a share of the gap to full mastery: with raw >= 0,
+    1 - m_t = (1 - m_{t-1}) * exp(-scale * raw_t), i.e. g_t = (1 - m_{t-1}) * (1 - exp(-scale * raw_t)) / scale.
+    Non-negative by construction, and cumulative_mastery of them never reaches the clamp.
+    base: (B, C) in [0, 1]; raw: (B, T, C) >= 0."""
+    before = torch.cumsum(raw, dim=1) - raw                                 # (B, T, C) sum over steps < t
+    gap_before = (1 - base).unsqueeze(1) * torch.exp(-scale * before)       # (B, T, C) 1 - m_{t-1}
+    return gap_before * -torch.expm1(-scale * raw) / scale
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -45,9 +45,12 @@ MASTERY_HINGES = {"level": _hinge_level, "gap": _hinge_gap}
 
 def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.Tensor,
                    mask: torch.Tensor, weights, gain_scale: float,
-                   mastery_hinge: str = "level") -> dict[str, torch.Tensor]:
-    """skills, responses: (B, T); mask: (B, T) bool, True on real steps.
+                   mastery_hinge: str = "level", mastery_loss: float = 0.0) -> dict[str, torch.Tensor]:
+    """skills, responses: (B, T); mask: (B, T) bool, True on the steps to learn from.
     mastery_hinge: "level" (anchored at 0.5) or "gap" (relative to the other answers).
+    mastery_loss: weight of 'mastery_bce', the cross-entropy of the mastery part of the logit
+    alone (mastery predictor only): it makes mastery by itself a good estimate, whatever the
+    momentary part adds.
     Returns each loss, plus 'bce' and the weighted 'total'."""
     m, g = out.mastery, out.gains                                       # (B, T, C)
     C = m.shape[-1]
@@ -73,6 +76,11 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
         "consistency": _masked_mean((dm - gain_scale * g[:, 1:]).abs(), pair3),
     }
     total = bce
+    if out.parts is not None:
+        losses["mastery_bce"] = _masked_mean(F.binary_cross_entropy_with_logits(
+            out.parts[..., 0], responses.float(), reduction="none"), mask)
+        if mastery_loss:
+            total = total + mastery_loss * losses["mastery_bce"]
     for name, w in zip(LOSS_NAMES, weights):
         if w:
             total = total + w * losses[name]
