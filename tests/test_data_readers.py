@@ -511,3 +511,17 @@ if given is not None:
             row = ds.index_of(f"stu{k}")
             assert [labels[i] for i in ds.skills[row]] == [s for s, _ in seq]
             assert ds.responses[row].tolist() == [r for _, r in seq]
+
+
+def test_one_module_per_format_and_old_imports_still_work():
+    import cmkt.data.readers as readers
+    from cmkt.data import longlog, pykt, threeline
+
+    assert readers.read_three_line is threeline.read_three_line
+    assert readers.read_pykt is pykt.read_pykt
+    assert readers.read_long is longlog.read_long
+    for name in readers.__all__:
+        assert hasattr(readers, name), name
+    root = Path(readers.__file__).parent
+    for f in ("readers.py", "threeline.py", "pykt.py", "longlog.py", "_common.py"):
+        assert len((root / f).read_text().splitlines()) < 350, f
