@@ -30,6 +30,25 @@ def _parse_pykt_responses(tokens: list[str], path, line: int) -> np.ndarray:
 _PYKT_REQUIRED = ("uid", "concepts", "responses")
 
 
+def _repeat_mask(tokens: list[str], pad: np.ndarray, path, line: int) -> np.ndarray:
+    """The rows to drop from pyKT's ``is_repeat`` column (aligned with concepts).
+
+    pyKT expands a question with several concepts into consecutive rows that share one
+    response: is_repeat 0 for the first copy, 1 for the others. Read as independent steps,
+    the first copy's response would leak into the prediction of the next copy, so each
+    question is merged into one step: its first copy (the others are dropped)."""
+    if len(tokens) != len(pad):
+        raise DataError(path, f"{len(tokens)} is_repeat values but {len(pad)} concepts "
+                              "(they must have the same length)", line)
+    rep = _parse_ints(tokens, path, line, "is_repeat value")
+    ok = np.where(pad, (rep == -1) | (rep == 0), (rep == 0) | (rep == 1))
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        what = "padding (-1)" if pad[k] else "0 or 1"
+        raise DataError(path, f"is_repeat {int(rep[k])} at position {k + 1} should be {what}", line)
+    return ~pad & (rep == 1)
+
+
 def read_pykt(path, skill_vocab=None) -> KTDataset:
     """Read a pyKT sequence CSV (uid, concepts, responses; -1 padding; 0-based concepts)."""
     p = _check_file(path)
@@ -49,7 +68,9 @@ def read_pykt(path, skill_vocab=None) -> KTDataset:
         raise DataError(p, f"missing column(s) {', '.join(missing)}: a pyKT sequence file needs "
                            f"columns uid, concepts, responses (found: {', '.join(header)})", header_line)
     iu, ic, ir = (header.index(c) for c in _PYKT_REQUIRED)
+    irep = header.index("is_repeat") if "is_repeat" in header else None
     width = len(header)
+    repeats = 0
 
     per_student: dict[str, tuple[list, list]] = {}
     max_id = -1
@@ -78,14 +99,19 @@ def read_pykt(path, skill_vocab=None) -> KTDataset:
                 raise DataError(p, f"position {k + 1} is padding (-1) in one of concepts/responses "
                                    "but not in the other", ln)
             keep = ~pad_c
+            if irep is not None:
+                keep &= ~_repeat_mask(_tokens(row[irep]), pad_c, p, ln)
+            if not (~pad_c).any():
+                continue
+            _check_ids(c[~pad_c], p, ln, 0, skill_vocab)
+            max_id = max(max_id, int(c[~pad_c].max()))   # the skill space counts every concept
+            bad = ~pad_r & (r != 0) & (r != 1)
+            if bad.any():
+                raise DataError(p, f"response {int(r[np.flatnonzero(bad)[0]])} is not 0 or 1", ln)
+            repeats += int((~pad_c).sum() - keep.sum())
             c, r = c[keep], r[keep]
             if c.size == 0:
                 continue
-            _check_ids(c, p, ln, 0, skill_vocab)
-            bad = (r != 0) & (r != 1)
-            if bad.any():
-                raise DataError(p, f"response {int(r[np.flatnonzero(bad)[0]])} is not 0 or 1", ln)
-            max_id = max(max_id, int(c.max()))
             entry = per_student.setdefault(uid, ([], []))
             entry[0].append(c)
             entry[1].append(r)
@@ -105,4 +131,9 @@ def read_pykt(path, skill_vocab=None) -> KTDataset:
         labels = [str(v) for v in skill_vocab]
     else:
         labels = [str(k) for k in range(max_id + 1)]
-    return KTDataset(skills, responses, student_ids, len(labels), labels, list(labels), source=str(p))
+    notes = []
+    if repeats:
+        notes.append(f"merged questions with several concepts: dropped {repeats:,} repeated rows "
+                     "(is_repeat=1), each question is one step with its first concept")
+    return KTDataset(skills, responses, student_ids, len(labels), labels, list(labels), source=str(p),
+                     notes=notes)
