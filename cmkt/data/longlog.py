@@ -1,6 +1,7 @@
 """Long interaction logs: one row per interaction (ASSISTments-style exports), read with pandas."""
 from __future__ import annotations
 
+import csv
 import io
 import re
 from dataclasses import dataclass, field
@@ -52,6 +53,24 @@ class _LongParsed:
     notes: list[str] = field(default_factory=list)
 
 
+def _record_lines(text: str, header_line: int, n_records: int, sep: str) -> np.ndarray:
+    """The file line each data record starts on. One record per line after the header, unless
+    a quoted field holds a line break: then the records are counted with the csv module."""
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1) - header_line
+    if n_lines == n_records or '"' not in text:
+        return np.arange(n_records, dtype=np.int64) + header_line + 1
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    starts = []
+    start = 1
+    for k, _ in enumerate(reader):
+        if k >= header_line:      # the lines before the header and the header itself are one record each
+            starts.append(start)
+        start = reader.line_num + 1
+    if len(starts) < n_records:  # pragma: no cover - pandas and csv disagree; best effort
+        starts += [starts[-1] if starts else header_line + 1] * (n_records - len(starts))
+    return np.asarray(starts[:n_records], dtype=np.int64)
+
+
 def _parse_long(path) -> _LongParsed:
     p = _check_file(path)
     text = _read_text(p)
@@ -87,12 +106,12 @@ def _parse_long(path) -> _LongParsed:
         m = re.search(r"line (\d+)", msg)
         line = int(m.group(1)) if m else None
         m = re.search(r"string starting at row (\d+)", msg)
-        if m:  # row 0 is the header
-            line = int(m.group(1)) + header_line
+        if m:  # pandas counts rows from the first line of the file, 0-based
+            line = int(m.group(1)) + 1
             msg = f"a quoted field is never closed (it starts on line {line})"
         raise DataError(p, f"malformed CSV: {msg}", line) from None
 
-    lines = np.arange(len(df), dtype=np.int64) + header_line + 1
+    lines = _record_lines(text, header_line, len(df), sep)
     # drop blank rows (skip_blank_lines=False keeps them so that line numbers stay right)
     nonblank = np.zeros(len(df), dtype=bool)
     for c in usecols:
