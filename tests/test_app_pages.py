@@ -361,3 +361,16 @@ def test_first_scoring_shows_progress_then_cache_hits_show_nothing(dash_app, das
     at.run()
     no_exception(at)
     assert not [s for s in at.status if "fresh-cumulative" in s.label]
+
+
+def test_runs_table_shows_blanks_not_none(dash_app, dash_runs):
+    """An uploaded checkpoint has no state times, epochs or errors: those cells are blank."""
+    up = dash_runs / "uploads" / "checkpoints"
+    up.mkdir(parents=True)
+    (up / "mine.safetensors").write_bytes((DEMO / "demo-cumulative" / "best.safetensors").read_bytes())
+    at = dash_app("runs")
+    no_exception(at)
+    table = at.dataframe[0]
+    row = table.value.set_index("run").loc["mine.safetensors"]
+    assert row.isna().any()                          # there are missing values to show ...
+    assert table.proto.HasField("placeholder") and table.proto.placeholder == ""   # ... as blanks
