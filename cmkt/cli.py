@@ -13,9 +13,10 @@ EPILOG = """examples:
   python -m cmkt simulate --students 500 --skills 12 --seed 0 --out sim.csv
   python -m cmkt train --data sim --model cumulative --preset quick
   python -m cmkt train --data ../shared/data/assist2015 --model original --preset quick --epochs 3
+  python -m cmkt validate runs/RUN --json                  # on the run's own data (test split)
   python -m cmkt validate runs/RUN --data ../shared/data/assist2015 --json
   python -m cmkt compare runs/RUN_A runs/RUN_B --data sim
-  python -m cmkt export runs/RUN --data sim --student S0001 --out student.csv
+  python -m cmkt export runs/RUN --data sim --student T0001 --out student.csv
 """
 
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="score a run or checkpoint on a data set")
     v.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
-    v.add_argument("--data", required=True, help=data_help)
+    v.add_argument("--data", default=None, help=data_help + " (default: the data the run was trained on)")
     v.add_argument("--split", choices=("test", "valid", "train"), default=None,
                    help="on a folder or sim: which split (default test); a file is scored whole")
     v.add_argument("--json", action="store_true", help="print one JSON object")
@@ -87,6 +88,47 @@ def _parse_sets(items) -> dict:
             raise CmktError(f"--set {item!r}: expected KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
+
+
+def _set_kind(like) -> str:
+    """What a --set value must look like, from the default it replaces."""
+    if isinstance(like, bool):
+        return "true or false"
+    if isinstance(like, int):
+        return "an integer"
+    if isinstance(like, float):
+        return "a number"
+    if isinstance(like, (list, tuple, str)):
+        return "a name or comma-separated numbers"
+    return "a value"  # pragma: no cover
+
+
+def _check_train_options(a, sets: dict) -> None:
+    """Refuse what would make a useless or broken run, before any run folder exists."""
+    from dataclasses import fields
+
+    from .config import MODEL_KEYS, TrainConfig, _coerce
+    from .model.config import ModelConfig
+    from .presets import PRESETS
+    if a.epochs is not None and a.epochs < 1:
+        raise CmktError(f"--epochs {a.epochs}: a run needs at least 1 epoch")
+    defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
+    defaults.update({f.name: f.default for f in fields(TrainConfig)})
+    defaults.update(PRESETS.get(a.preset, {}))
+    for key, raw in sets.items():
+        if key not in defaults:
+            continue                      # build_configs names the unknown key and lists the known ones
+        like = defaults[key]
+        try:
+            value = _coerce(raw, like)
+        except ValueError:
+            raise CmktError(f"--set {key}={raw}: {key} must be {_set_kind(like)}, not {raw!r}") from None
+        if key == "epochs" and value < 1:
+            raise CmktError(f"--set epochs={raw}: a run needs at least 1 epoch")
+    if a.wandb:
+        import importlib.util
+        if importlib.util.find_spec("wandb") is None:
+            raise CmktError("--wandb needs the wandb package (pip install wandb); no run was started")
 
 
 def _fmt(v) -> str:
@@ -155,11 +197,13 @@ def cmd_train(a):
         run_dir = Path(a.resume)
         epochs = read_config(run_dir)["train"]["epochs"]
     else:
+        sets = _parse_sets(a.set)
+        _check_train_options(a, sets)
         if a.data != "sim" and not a.data.startswith("sim:") and not Path(a.data).exists():
             raise CmktError(f"{a.data}: no such file or folder (use 'sim' for the built-in simulated students)")
         try:
             run_dir = create_run(a.out or runs_dir_default(), data=a.data, mode=a.model, preset=a.preset,
-                                 epochs=a.epochs, overrides=_parse_sets(a.set), seed=a.seed, device=a.device,
+                                 epochs=a.epochs, overrides=sets, seed=a.seed, device=a.device,
                                  name=a.name, wandb=a.wandb)
         except ValueError as e:
             raise CmktError(str(e)) from None
@@ -205,13 +249,40 @@ def _wandb_echo(run_dir, echo):
     return WandbEcho()
 
 
+def _run_data(checkpoint, meta: dict) -> str:
+    """The data a run or checkpoint was trained on (its config.json, else the checkpoint's meta)."""
+    from .runs import read_config
+    spec = (meta.get("train_config") or {}).get("data")
+    p = Path(checkpoint)
+    if p.is_file():
+        p = p.parent
+    try:
+        spec = (read_config(p).get("train") or {}).get("data") or spec
+    except CmktError:
+        pass
+    if not spec:
+        raise CmktError(f"{checkpoint}: it does not say what data it was trained on; give --data")
+    return str(spec)
+
+
+def _split_used(data: str, split: str | None) -> str | None:
+    """The split scored: on sim or a folder the one asked for (default test); a file is scored whole."""
+    from .datasource import is_sim
+    return (split or "test") if (is_sim(data) or Path(data).is_dir()) else None
+
+
 def cmd_validate(a):
+    from .checkpoint import load_checkpoint
     from .evaluate import score_checkpoint
     from .trainer import pick_device
-    scored = score_checkpoint(a.checkpoint, a.data, a.split, pick_device(a.device))
+    device = pick_device(a.device)
+    model_and_meta = load_checkpoint(a.checkpoint, device)
+    data = a.data if a.data is not None else _run_data(a.checkpoint, model_and_meta[1])
+    scored = score_checkpoint(a.checkpoint, data, a.split, device, model_and_meta=model_and_meta)
     m = scored.metrics
     if a.json:
-        print(json.dumps(m))
+        print(json.dumps({"run": str(Path(a.checkpoint).resolve()), "data": data,
+                          "split": _split_used(data, a.split), **m}))
     else:
         print(_table({Path(a.checkpoint).name or a.checkpoint: m}))
     return 0
@@ -239,7 +310,11 @@ def cmd_export(a):
     try:
         df = trajectory_frame(scored, a.student)
     except KeyError as e:
-        raise CmktError(f"{a.data}: {e.args[0]}") from None
+        split = _split_used(a.data, a.split)
+        ids = scored.data.student_ids
+        where = f"the {split} split of {a.data}" if split else a.data
+        raise CmktError(f"{e.args[0]} in {where} ({len(ids):,} students, e.g. "
+                        f"{', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})") from None
     with atomic_target(a.out) as tmp:
         df.to_csv(tmp, index=False)
     print(a.out)

@@ -21,7 +21,11 @@ PAGES = ROOT / "pages"
 st.set_page_config(page_title="cmkt dashboard", page_icon=":material/school:", layout="wide")
 
 pages = [
-    st.Page(PAGES / "runs.py", title="Runs", icon=":material/folder_open:", url_path="runs", default=True),
+    # The default page is served at /, so its own url_path would answer "Page not found":
+    # the same script is also registered, hidden from the menu, at /runs.
+    st.Page(PAGES / "runs.py", title="Runs", icon=":material/folder_open:", url_path="home", default=True),
+    st.Page(PAGES / "runs.py", title="Runs", icon=":material/folder_open:", url_path="runs",
+            visibility="hidden"),
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page(PAGES / "students.py", title="Students", icon=":material/person:", url_path="students"),
     st.Page(PAGES / "class.py", title="Class", icon=":material/groups:", url_path="class"),

@@ -18,10 +18,11 @@ import streamlit as st
 from cmkt.checkpoint import BEST, load_checkpoint, read_checkpoint
 from cmkt.datasource import is_sim
 from cmkt.errors import CheckpointError, CmktError, DataError
-from cmkt.evaluate import Scored, score_checkpoint
+from cmkt.evaluate import Scored, eval_data_for
 from cmkt.io import atomic_target
 from cmkt.jobs import RunInfo, list_runs, runs_dir_default
 from cmkt.runs import ACTIVE
+from cmkt.scoring import score
 
 log = logging.getLogger("cmkt.dashboard")
 
@@ -234,10 +235,24 @@ def norm_split(data: str, split: str | None) -> str | None:
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
+def _eval_data(path: str, mtime: float, data: str, split: str | None):
+    """The data set `data`/`split` in the skill space of the checkpoint (read once)."""
+    return eval_data_for(_model(path, mtime)[1], data, split)
+
+
+_MISSES: dict[tuple, float] = {}   # key -> seconds, written only when _scored really runs
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
 def _scored(path: str, mtime: float, data: str, split: str | None) -> Scored:
     t = time.perf_counter()
-    out = score_checkpoint(path, data, split, model_and_meta=_model(path, mtime))
-    log.info("scored %s on %s/%s in %.2fs", path, data, split, time.perf_counter() - t)
+    model, meta = _model(path, mtime)
+    ds = _eval_data(path, mtime, data, split)
+    traj = score(model, ds)          # what score_checkpoint does, with the data read above
+    out = Scored(traj, ds, meta, list(ds.skill_labels), list(ds.skill_names))
+    secs = time.perf_counter() - t
+    _MISSES[(path, mtime, data, split)] = secs
+    log.info("scored %s on %s/%s in %.2fs", path, data, split, secs)
     return out
 
 
@@ -248,11 +263,29 @@ def scored_key(entry: Entry, data: str, split: str | None) -> tuple:
 
 def get_scored(entry: Entry, data: str, split: str | None) -> tuple[tuple, Scored]:
     """(cache key, Scored): the entry's model over `data`/`split`, scored once per
-    (checkpoint path, mtime, data, split) and shared by every page and session."""
+    (checkpoint path, mtime, data, split) and shared by every page and session.
+
+    The first time (a cache miss can take many seconds on a large data set) a status box
+    says what is being done: loading the model, reading the data, scoring N students; it
+    stays, collapsed, with the time taken. A cache hit leaves nothing on the page."""
     key = scored_key(entry, data, split)
-    with st.spinner(f"Scoring {entry.name} on {Path(data).name if not is_sim(data) else data} "
-                    f"({key[3] or 'whole file'}) ..."):
-        return key, _scored(*key)
+    where = f"{data if is_sim(data) else Path(data).name} ({key[3] or 'whole file'})"
+    _MISSES.pop(key, None)
+    box = st.empty()
+    with box.status(f"Loading {entry.name} ...", expanded=False) as status:
+        _model(*key[:2])
+        status.update(label=f"Reading {where} ...")
+        ds = _eval_data(*key)
+        status.update(label=f"Scoring {len(ds):,} students ({ds.n_interactions:,} interactions) of "
+                            f"{where} with {entry.name} ...")
+        out = _scored(*key)
+    secs = _MISSES.pop(key, None)
+    if secs is None:
+        box.empty()
+    else:
+        status.update(label=f"Scored {len(ds):,} students of {where} with {entry.name} in {secs:.1f} s "
+                            "(cached from now on)", state="complete", expanded=False)
+    return key, out
 
 
 # ---- uploads --------------------------------------------------------------------------

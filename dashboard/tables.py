@@ -52,6 +52,8 @@ def _fmt_cell(v):
     if v is None:
         return "null"
     if isinstance(v, float):
+        if v != 0 and abs(v) < 1e-3:
+            return f"{v:.3g}"       # 5.6e-05: a small non-zero rate never reads as 0.0000
         return f"{v:.4f}"
     if isinstance(v, int):
         return f"{v:,}"
@@ -59,7 +61,8 @@ def _fmt_cell(v):
 
 
 def styled(df: pd.DataFrame):
-    """Violation rows: non-zero red, zero green. Counts as integers, rates with 4 decimals."""
+    """Violation rows: non-zero red, zero green. Counts as integers, rates with 4 decimals (3
+    significant digits below 0.001)."""
     value_cols = [c for c in df.columns if c != "what it measures"]
 
     def colour(row):

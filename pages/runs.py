@@ -40,7 +40,7 @@ if not entries:
 else:
     df = pd.DataFrame([_row(e) for e in entries])
     st.dataframe(
-        df, hide_index=True, width="stretch",
+        df, hide_index=True, width="stretch", placeholder="",   # a missing value is a blank, not "None"
         column_config={
             "best val AUC": st.column_config.NumberColumn(format="%.4f"),
             "test AUC": st.column_config.NumberColumn(format="%.4f"),

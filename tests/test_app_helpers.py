@@ -116,3 +116,17 @@ def test_derived_class_tables():
     assert set(weak["student"]) <= practised_4
     v = derived.student_violations(derived.student_arrays(key, sc, "T0001"))
     assert v["mastery drops"] > 0                       # the original model's mastery falls
+
+
+def test_small_nonzero_rate_never_reads_as_zero():
+    import pandas as pd
+
+    from dashboard.tables import _fmt_cell, styled
+
+    assert _fmt_cell(5.6e-5) == "5.6e-05"
+    assert _fmt_cell(-2e-7) == "-2e-07"
+    assert _fmt_cell(0.0) == "0.0000" and _fmt_cell(0.71234) == "0.7123" and _fmt_cell(1234) == "1,234"
+    df = pd.DataFrame({"run (cumulative)": [5.6e-5, 0.0]}, index=["monotonicity_violation_rate",
+                                                                  "negative_gain_rate"], dtype=object)
+    html = styled(df).to_html()
+    assert "5.6e-05" in html and "0.0000" in html     # the zero rate still reads as zero

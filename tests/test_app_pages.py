@@ -347,3 +347,30 @@ def test_train_from_uploaded_long_csv(dash_app, dash_runs):
     no_exception(at)
     assert at.selectbox(key="tr_watch").value == "from-upload"
     assert len(at.dataframe[0].value) == 1
+
+
+def test_first_scoring_shows_progress_then_cache_hits_show_nothing(dash_app, dash_runs, dash_copy_run):
+    """A cache miss (a run never scored before: its own path) shows a status box saying what
+    was scored and how long it took; the next open of the page is a cache hit and shows none."""
+    dash_copy_run(dash_runs, "cumulative", name="fresh-cumulative")
+    at = dash_app("students", {"run": "runs/fresh-cumulative", "student": "T0005"})
+    no_exception(at)
+    labels = [s.label for s in at.status]
+    assert any(lab.startswith("Scored ") and "fresh-cumulative" in lab and " s (cached" in lab
+               for lab in labels), labels
+    at.run()
+    no_exception(at)
+    assert not [s for s in at.status if "fresh-cumulative" in s.label]
+
+
+def test_runs_table_shows_blanks_not_none(dash_app, dash_runs):
+    """An uploaded checkpoint has no state times, epochs or errors: those cells are blank."""
+    up = dash_runs / "uploads" / "checkpoints"
+    up.mkdir(parents=True)
+    (up / "mine.safetensors").write_bytes((DEMO / "demo-cumulative" / "best.safetensors").read_bytes())
+    at = dash_app("runs")
+    no_exception(at)
+    table = at.dataframe[0]
+    row = table.value.set_index("run").loc["mine.safetensors"]
+    assert row.isna().any()                          # there are missing values to show ...
+    assert table.proto.HasField("placeholder") and table.proto.placeholder == ""   # ... as blanks

@@ -511,3 +511,52 @@ if given is not None:
             row = ds.index_of(f"stu{k}")
             assert [labels[i] for i in ds.skills[row]] == [s for s, _ in seq]
             assert ds.responses[row].tolist() == [r for _, r in seq]
+
+
+def test_one_module_per_format_and_old_imports_still_work():
+    import cmkt.data.readers as readers
+    from cmkt.data import longlog, pykt, threeline
+
+    assert readers.read_three_line is threeline.read_three_line
+    assert readers.read_pykt is pykt.read_pykt
+    assert readers.read_long is longlog.read_long
+    for name in readers.__all__:
+        assert hasattr(readers, name), name
+    root = Path(readers.__file__).parent
+    for f in ("readers.py", "threeline.py", "pykt.py", "longlog.py", "_common.py"):
+        assert len((root / f).read_text().splitlines()) < 350, f
+
+
+def test_pykt_questions_with_several_concepts_are_one_step(tmp_path):
+    """pyKT expands a question with several concepts into consecutive rows sharing one response
+    (is_repeat 0, then 1 for the copies): each question is one step, with its first concept, so
+    the first copy's response never feeds the prediction of the next copy."""
+    text = (
+        "fold,uid,questions,concepts,responses,selectmasks,is_repeat\n"
+        # q7 has concepts 3,4 (answered 1); q8 has 0 (answered 0); q9 has 1,2,5 (answered 0)
+        '0,u1,"7,7,8,9,9,9,-1,-1","3,4,0,1,2,5,-1,-1","1,1,0,0,0,0,-1,-1","1,1,1,1,1,1,-1,-1",'
+        '"0,1,0,0,1,1,-1,-1"\n'
+        '0,u2,"8,7,7","0,3,4","1,0,0","1,1,1","0,0,1"\n'
+    )
+    ds = read_pykt(_write(tmp_path, "train_valid_sequences.csv", text))
+    i, j = ds.index_of("u1"), ds.index_of("u2")
+    assert ds.skills[i].tolist() == [3, 0, 1] and ds.responses[i].tolist() == [1, 0, 0]
+    assert ds.skills[j].tolist() == [0, 3] and ds.responses[j].tolist() == [1, 0]
+    assert ds.num_skills == 6                         # every concept keeps its index
+    assert any("is_repeat" in n and "4 repeated rows" in n for n in ds.notes), ds.notes
+    assert detect_format(tmp_path / "train_valid_sequences.csv") == "pykt"
+    # without the column, rows are steps as before
+    plain = read_pykt(_write(tmp_path, "plain.csv", "uid,concepts,responses\nu1,\"3,4\",\"1,1\"\n"))
+    assert plain.skills[0].tolist() == [3, 4] and not plain.notes
+
+
+@pytest.mark.parametrize("rep, problem", [
+    ('"0,2"', "is_repeat 2 at position 2 should be 0 or 1"),
+    ('"0"', "1 is_repeat values but 2 concepts"),
+    ('"0,x"', "is not an integer"),
+])
+def test_pykt_bad_is_repeat_names_file_and_line(tmp_path, rep, problem):
+    f = _write(tmp_path, "bad.csv", f'uid,concepts,responses,is_repeat\n\nu1,"3,4","1,1",{rep}\n')
+    with pytest.raises(DataError) as e:
+        read_pykt(f)
+    assert e.value.line == 3 and problem in str(e.value) and "bad.csv" in str(e.value)

@@ -188,3 +188,16 @@ def test_every_page_student_change_and_training(dash_server, browser_page, shots
     for p in done:
         page.wait_for_selector(f"text={p.name}", state="attached")
     snap(page, shots / "1-runs-after-training.png")
+
+
+def test_runs_url_opens_the_runs_page(dash_server, browser_page):
+    """/runs (the name in the sidebar) opens the Runs page: no 'Page not found' dialog."""
+    url, _ = dash_server
+    page = browser_page
+    for path in ("/runs", "/"):
+        page.goto(url + path)
+        page.wait_for_selector('h1:has-text("Runs")')
+        settle(page)
+        page.wait_for_timeout(500)
+        assert page.get_by_text("Page not found").count() == 0, path
+        assert_no_exception(page)

@@ -33,3 +33,16 @@ def test_simulate_command_writes_long_csv(tmp_path):
     subprocess.run([sys.executable, "-m", "cmkt", "simulate", "--students", "12", "--skills", "4", "--seed", "2",
                     "--out", str(again)], check=True, capture_output=True, cwd=REPO)
     assert out.read_bytes() == again.read_bytes()
+
+
+def test_ci_runs_readme_test_command_then_portable_kernels():
+    """CI runs README's test command, then the model/scoring/metric tests again on PyTorch's
+    portable CPU kernels, and fails when either fails (set -e)."""
+    ci = (REPO / ".ci" / "run").read_text()
+    lines = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert "set -euo pipefail" in lines
+    test_cmd = next(k for k, ln in enumerate(lines) if ln.startswith("./run.sh test"))
+    portable = next(k for k, ln in enumerate(lines) if ln.startswith("ATEN_CPU_CAPABILITY=default "))
+    assert portable > test_cmd
+    for f in ("tests/test_metrics.py", "tests/test_model.py"):
+        assert f in lines[portable] and (REPO / f).exists()
