@@ -38,6 +38,15 @@ def level(m: float) -> str:
     return LEVELS[0] if m < DEVELOPING else LEVELS[1] if m < SECURE else LEVELS[2]
 
 
+def below_words(threshold: float) -> str:
+    """What 'below the threshold' means, in words: e.g. "below 0.40 (not yet)"."""
+    if threshold == DEVELOPING:
+        return f"below {threshold:.2f} (not yet)"
+    if threshold == SECURE:
+        return f"below {threshold:.2f} (not yet secure)"
+    return f"below {threshold:.2f}"
+
+
 def skill_name(k: int, names, labels) -> str:
     """A skill's name; 'skill <id>' where the data has no name for it."""
     name, lab = str(names[k]), str(labels[k])

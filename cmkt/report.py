@@ -10,7 +10,7 @@ import numpy as np
 
 from .classview import class_matrices, skills_table
 from .errors import CmktError
-from .practice import (DEVELOPING, LEVEL_COLORS, LEVEL_LEGEND, SECURE, level, practise_next,
+from .practice import (DEVELOPING, LEVEL_COLORS, LEVEL_LEGEND, SECURE, below_words, practise_next,
                        skill_name, skill_rows, summary_text)
 
 WIDTH = 700               # px: the printable width of A4 with 12 mm margins
@@ -177,7 +177,7 @@ def class_report(scored, threshold: float = DEVELOPING, max_students: int = 300)
     body = [f"<h1>Class report</h1><p class='meta'>{_meta_line(scored)}</p>",
             f"<section><h2>Summary</h2><p class='summary'>{S} students, {len(table)} skills practised, "
             f"{len(traj.skills)} answers. Needs most attention: {escape(top or '—')}. "
-            f"'Below' means final mastery under {threshold:.2f} ({escape(level(threshold - 1e-9))}).</p></section>",
+            f"'Below' means final mastery {escape(below_words(threshold))}.</p></section>",
             "<section><h2>Skills, needs attention first</h2>" + _table(table, {
                 "skill": ("skill", None), "students": ("students", "{}"), "mean mastery": ("mean mastery", "{:.2f}"),
                 "level": ("level", None), "share below": ("share below", "{:.0%}"), "below": ("below", "{}"),
