@@ -1,5 +1,6 @@
 """The class at a glance: per skill, how the students who practised it stand at the end, and
-which of them are below a mastery threshold (default: below "developing", i.e. "not yet").
+which of them are below a mastery threshold (default: below "developing", i.e. "not yet"),
+judged on mastery as shown (two decimals), like the levels.
 
 "Needs attention" order: the largest share of students below the threshold first, then the
 lowest mean final mastery."""
@@ -8,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .practice import DEVELOPING, level, skill_name
+from .practice import DEVELOPING, as_shown, level, skill_name
 from .scoring import Trajectories
 
 
@@ -38,10 +39,10 @@ def skills_table(traj: Trajectories, names, labels, threshold: float = DEVELOPIN
     for k in np.nonzero(att.sum(axis=0) > 0)[0]:
         who = att[:, k] > 0
         f = fin[who, k]
-        mean = float(np.mean(f))
+        mean, low = float(np.mean(f)), as_shown(f) < threshold
         rows.append({"skill": skill_name(k, names, labels), "skill_index": int(k), "students": int(who.sum()),
-                     "mean mastery": mean, "level": level(mean), "share below": float(np.mean(f < threshold)),
-                     "below": int(np.sum(f < threshold)), "attempts": int(att[:, k].sum()),
+                     "mean mastery": mean, "level": level(mean), "share below": float(np.mean(low)),
+                     "below": int(np.sum(low)), "attempts": int(att[:, k].sum()),
                      "accuracy": float(cm["correct"][:, k].sum() / att[:, k].sum())})
     cols = ["skill", "skill_index", "students", "mean mastery", "level", "share below", "below",
             "attempts", "accuracy"]
@@ -56,7 +57,7 @@ def students_below(traj: Trajectories, skill: int, threshold: float = DEVELOPING
     cm = cm or class_matrices(traj)
     att = cm["attempts"][:, skill]
     fin = cm["final"][:, skill]
-    rows = np.nonzero((att > 0) & (fin < threshold))[0]
+    rows = np.nonzero((att > 0) & (as_shown(fin) < threshold))[0]
     rows = rows[np.argsort(fin[rows], kind="stable")]
     return pd.DataFrame({
         "student": [str(traj.student_ids[i]) for i in rows],

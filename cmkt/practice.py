@@ -29,12 +29,17 @@ MIN_GAIN = 0.01           # a smaller change in mastery does not count as a gain
 TOP = 3
 
 
+def as_shown(m):
+    """Mastery as shown (two decimals): levels and thresholds judge this value, so a 0.399 shown as
+    0.40 is "developing" and never "below 0.40"."""
+    return np.round(m, 2)
+
+
 def level(m: float) -> str:
-    """The educator's word for a mastery value, judged as shown (two decimals), so 0.399 reads
-    "0.40, developing" and never "0.40, not yet"."""
+    """The educator's word for a mastery value (judged as shown)."""
     if m is None or not np.isfinite(m):
         return "—"
-    m = round(float(m), 2)
+    m = float(as_shown(m))
     return LEVELS[0] if m < DEVELOPING else LEVELS[1] if m < SECURE else LEVELS[2]
 
 

@@ -129,3 +129,22 @@ def test_students_below():
     b = students_below(tr, 1)
     assert list(b["student"]) == ["A"] and b["attempts"][0] == 1 and b["accuracy"][0] == 0.0
     assert students_below(tr, 3).empty
+
+
+def test_threshold_judges_mastery_as_shown():
+    tr = class_traj()
+    tr.mastery[0:2, 0] = 0.3996                   # A: shown as 0.40, "developing", so not below 0.40
+    assert level(0.3996) == "developing"
+    assert list(students_below(tr, 0)["student"]) == ["B"]
+    assert skills_table(tr, NAMES, LABELS).set_index("skill_index").loc[0, "below"] == 1
+
+
+def test_educator_modules_never_import_streamlit():
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, cmkt.practice, cmkt.classview, cmkt.report; "
+            "assert cmkt.report.__file__.startswith(sys.argv[1]), cmkt.report.__file__; "
+            "assert 'streamlit' not in sys.modules, 'streamlit imported'")
+    root = str(Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code, root], check=True, cwd=root)
