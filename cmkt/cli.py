@@ -17,6 +17,7 @@ EPILOG = """examples:
   python -m cmkt validate runs/RUN --data ../shared/data/assist2015 --json
   python -m cmkt compare runs/RUN_A runs/RUN_B --data sim
   python -m cmkt export runs/RUN --data sim --student T0001 --out student.csv
+  python -m cmkt report runs/RUN --data sim --student T0005 --out T0005.html
 """
 
 
@@ -77,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("test", "valid", "train"), default=None)
     e.add_argument("--student", default=None, help="only this student id")
     e.add_argument("--out", required=True, help="CSV file to write")
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of one student (or the class)")
+    r.add_argument("checkpoint", metavar="RUN")
+    r.add_argument("--data", required=True, help=data_help)
+    r.add_argument("--split", choices=("test", "valid", "train"), default=None)
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--student", help="the student id")
+    who.add_argument("--class", dest="whole_class", action="store_true", help="the whole class instead")
+    r.add_argument("--out", required=True, help="HTML file to write")
     return p
 
 
@@ -322,8 +332,22 @@ def cmd_export(a):
     return 0
 
 
+def cmd_report(a):
+    from .evaluate import score_checkpoint
+    from .io import write_text_atomic
+    from .report import class_report, student_report
+    scored = score_checkpoint(a.checkpoint, a.data, a.split)
+    try:
+        html = class_report(scored) if a.whole_class else student_report(scored, a.student)
+    except KeyError as e:
+        raise CmktError(f"{a.data}: {e.args[0]}") from None
+    write_text_atomic(a.out, html)
+    print(a.out)
+    return 0
+
+
 COMMANDS = {"simulate": cmd_simulate, "train": cmd_train, "validate": cmd_validate,
-            "compare": cmd_compare, "export": cmd_export}
+            "compare": cmd_compare, "export": cmd_export, "report": cmd_report}
 
 
 def main(argv=None) -> int:

@@ -1,16 +1,19 @@
-"""Class: final mastery of every student on every skill, its spread per skill, and the students
-weakest on a chosen skill (each a link to the Students page)."""
+"""Class: the skills that need attention and who needs help with each, final mastery of every
+student on every skill, its spread per skill, and the students weakest on a chosen skill (each
+student a link to the Students page); the class report to download."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from dashboard import derived
+from cmkt.practice import below_words
+from dashboard import derived, educator
 from dashboard.charts import class_heatmap, distribution_figure, skill_label
 from dashboard.state import fmt, get_scored, page, user_errors
 from dashboard.widgets import data_notes, pick_checkpoint_and_data
 
 st.title("Class")
+educator.howto_class()
 
 _, entry, data, split = pick_checkpoint_and_data("cls")
 
@@ -41,6 +44,49 @@ m1, m2, m3 = st.columns(3)
 m1.metric("Students", f"{S:,}")
 m2.metric("Skills practised", f"{used.size} of {C}")
 m3.metric("Interactions", f"{int(cm['lengths'].sum()):,}")
+
+# links to the Students page keep the data and split shown here
+extra = {}
+if data != entry.data:
+    extra["data"] = data
+if split not in (None, "test"):
+    extra["split"] = split
+
+
+def student_link(col, sid: str) -> None:
+    col.page_link(page("students"), label=sid, icon=":material/person:",
+                  query_params={"run": entry.key, "student": sid, **extra})
+
+
+# ---- who needs help with which skill ----------------------------------------------------
+st.subheader("Skills that need attention")
+st.caption("Per skill, over the students who practised it: mean final mastery (and its level), the share "
+           "of them below the chosen level, attempts and accuracy. Largest share below first.")
+threshold = educator.pick_threshold()
+table = educator.attention_table(key, scored, threshold)
+att_skill = educator.skills_attention(table)
+needy = educator.below(key, scored, int(att_skill), threshold)
+att_name = table.set_index("skill_index").loc[att_skill, "skill"]
+if needy.empty:
+    st.caption(f"Nobody who practised {att_name} is {below_words(threshold)}.")
+else:
+    b1, b2 = st.columns([3, 1], vertical_alignment="bottom")
+    b1.markdown(f"**{len(needy)} student{'s' * (len(needy) != 1)} {below_words(threshold)} on "
+                f"{att_name}**, weakest first (each opens the Students page):")
+    n_list = b2.number_input("How many to list", 1, len(needy), min(10, len(needy)),
+                             key=f"cls_nbelow_{len(needy)}")
+    hdr = st.columns([2, 2, 1, 1])
+    for col, text in zip(hdr, ("student", "final mastery", "attempts", "accuracy")):
+        col.markdown(f"**{text}**")
+    for row in needy.head(int(n_list)).to_dict("records"):
+        cols = st.columns([2, 2, 1, 1])
+        student_link(cols[0], row["student"])
+        educator.level_progress(cols[1], row["final mastery"], row["level"])
+        cols[2].markdown(f"{row['attempts']} ({row['correct']} correct)")
+        cols[3].markdown(fmt(row["accuracy"], 2))
+    if len(needy) > n_list:
+        st.caption(f"… and {len(needy) - int(n_list)} more.")
+educator.class_download(scored, threshold, entry.name)
 
 # ---- heatmap ----------------------------------------------------------------------------
 st.subheader("Final mastery: skills × students")
@@ -88,18 +134,12 @@ if weak.empty:
 else:
     st.caption("Each link opens the student on the Students page (the run and student are in the link's "
                "URL, so it can be shared).")
-    extra = {}
-    if data != entry.data:
-        extra["data"] = data
-    if split not in (None, "test"):
-        extra["split"] = split
     hdr = st.columns([2, 2, 1, 1, 1])
     for col, text in zip(hdr, ("student", "final mastery", "attempts", "accuracy", "steps")):
         col.markdown(f"**{text}**")
     for _, row in weak.iterrows():
         cols = st.columns([2, 2, 1, 1, 1])
-        cols[0].page_link(page("students"), label=str(row["student"]), icon=":material/person:",
-                          query_params={"run": entry.key, "student": str(row["student"]), **extra})
+        student_link(cols[0], str(row["student"]))
         cols[1].progress(float(np.clip(row["final mastery"], 0, 1)), text=fmt(row["final mastery"], 3))
         cols[2].markdown(str(int(row["attempts"])))
         cols[3].markdown(fmt(row["accuracy"], 2))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import derived
+from dashboard import derived, educator
 from cmkt.explain import explain_step
 from dashboard.charts import explanation_figure, gain_heatmap, mastery_figure, practised_skills, skill_summary
 from dashboard.state import fmt, get_scored, pair_partner, user_errors
 from dashboard.widgets import data_notes, pick_checkpoint_and_data, pick_student
 
 st.title("Students")
+educator.howto_students()
 
 
 def entry_bound(scored):
@@ -103,6 +104,8 @@ st.dataframe(summary, hide_index=True, width="stretch", column_config={
 st.download_button("Download this trajectory (CSV)", derived.student_csv(key, scored, student),
                    file_name=f"{entry.name}-{student}.csv", mime="text/csv", icon=":material/download:",
                    key="stu_csv")
+
+educator.student_section(scored, student, arr, entry.name)
 
 # ---- the same student under the other model ---------------------------------------------
 
