@@ -95,16 +95,20 @@ def rss_mb() -> float:
 # ---------------------------------------------------------------------------------------
 # the reference approach, built from cmkt's own parts (same modules, same weights)
 
+FIRST_RELEASE = {"predictor": "mlp", "base": "context", "accumulation": "linear", "momentary_bound": "1",
+                 "mastery_loss": "0"}
+
+
 def make_loop_model(cfg):
     """GainAKT2 whose cumulative mastery is computed step by step with a Python loop:
-    m_t = clamp(m_{t-1} + scale * g_t, 0, 1) from m_{-1} = sigmoid(head(context_0))."""
+    m_1 = sigmoid(head(context_1)), then m_t = clamp(m_{t-1} + scale * g_t, 0, 1)."""
     import torch
     import torch.nn.functional as F
     from cmkt.model import GainAKT2
     from cmkt.model.gainakt2 import GainAKT2Output
 
     class LoopGainAKT2(GainAKT2):
-        def forward(self, skills, responses):
+        def forward(self, skills, responses, start=None, keep_from=None):
             cfg = self.cfg
             B, T = skills.shape
             tokens = skills + cfg.num_skills * responses
@@ -118,6 +122,7 @@ def make_loop_model(cfg):
             feats = torch.cat([prev_ctx, prev_val, self.skill_embed(skills)], dim=-1)
             logits = self.predictor(feats).squeeze(-1)
             gains = F.relu(self.gain_head(val))
+            gains = torch.cat([torch.zeros_like(gains[:, :1]), gains[:, 1:]], dim=1)  # step 1 made the base
             m = torch.sigmoid(self.mastery_head(ctx[:, 0]))            # (B, C)
             steps = []
             for t in range(T):                                          # the Python loop
@@ -199,7 +204,9 @@ def _setup(spec):
     set_threads(spec["threads"])
     data = load_training_data(spec["data"])
     sub = pick_students(data.train, spec["interactions"], spec["seed"])
-    overrides = dict(spec["overrides"], max_len=str(REF_LEN))
+    # the reference approach models the first release's mastery (a base read from step 1, linear
+    # accumulation, MLP predictor): both sides of the comparison use that model
+    overrides = dict(FIRST_RELEASE, **spec["overrides"], max_len=str(REF_LEN))
     model_cfg, train_cfg = build_configs(data.num_skills, "cumulative", spec["preset"], overrides,
                                          device=spec["device"], seed=spec["seed"],
                                          num_threads=spec["threads"])

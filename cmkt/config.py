@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .model.config import LOSS_NAMES, LOSS_WEIGHT_SETS, ModelConfig, _check_choice, _check_number
-from .presets import PRESETS
+from .presets import MODE_DEFAULTS, PRESETS
 
 MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"num_skills", "mode"}
 
@@ -91,7 +91,7 @@ def build_configs(num_skills: int, mode: str, preset: str, overrides: dict | Non
     """Preset values, then explicit fields, then --set overrides (strings are parsed)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    values = dict(PRESETS[preset])
+    values = {**PRESETS[preset], **MODE_DEFAULTS.get(mode, {})}
     values.update({k: v for k, v in train_fields.items() if v is not None})
     model_defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
     train_defaults = {f.name: f.default for f in fields(TrainConfig)}

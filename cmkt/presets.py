@@ -20,6 +20,16 @@ PRESETS: dict[str, dict] = {
                                 loss_weights="enhanced"),
 }
 
+# Model choices every preset makes per mode (after measuring them: docs/MODEL.md, docs/RESULTS.md).
+# A cumulative model predicts from its mastery (mastery + difficulty + momentary), starts from a
+# per-skill prior, accumulates gains on the gap to full mastery and is trained to make mastery by
+# itself a good estimate (mastery_loss). The original model predicts the same way (like for like).
+MODE_DEFAULTS: dict[str, dict] = {
+    "cumulative": dict(predictor="mastery", base="prior", accumulation="gap", momentary_bound=None,
+                       mastery_loss=1.0),
+    "original": dict(predictor="mastery", momentary_bound=None, mastery_loss=1.0),
+}
+
 PRESET_HELP = {
     "quick": "small model, up to 10 epochs: minutes on a laptop CPU",
     "standard": "2 blocks of 128, up to 20 epochs",

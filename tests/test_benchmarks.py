@@ -45,3 +45,15 @@ def test_speed_quick(tmp_path):
     assert res["score"]["best_total_seconds"] > 0 and res["score"]["students"] > 0
     assert res["profile"]["phases"] and res["profile"]["top_ops"]
     assert "interactions/s" in (tmp_path / "speed.md").read_text()
+
+
+def test_tradeoff_quick(tmp_path):
+    run_script("tradeoff.py", "--quick", "--bounds", "0,inf", "--out", tmp_path, timeout=240)
+    res = json.loads((tmp_path / "tradeoff.json").read_text())
+    points = res["data"]["sim"]["points"]
+    assert [p["bound"] for p in points] == [0.0, None]
+    for p in points:
+        assert 0 <= p["auc"] <= 1 and 0 <= p["mastery_auc"] <= 1
+        assert p["students_with_violation"] == 0
+    # at bound 0 the prediction is mastery + difficulty: it ranks much like mastery alone
+    assert points[0]["corr_ratio"] is not None

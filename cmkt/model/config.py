@@ -103,6 +103,8 @@ class ModelConfig:
         _check_number("d_ff", self.d_ff, lo=2, hi=262_144, integer=True)
         _check_number("dropout", self.dropout, lo=0, hi=0.95)
         _check_number("recurrent", self.recurrent, lo=0, hi=8192, integer=True)
+        if isinstance(self.attn_dropout, str):
+            self.attn_dropout = None if self.attn_dropout.strip().lower() in UNBOUNDED else float(self.attn_dropout)
         if self.attn_dropout is not None:
             _check_number("attn_dropout", self.attn_dropout, lo=0, hi=0.95)
         # the cumulative guarantees need a positive, finite gain scale
