@@ -114,6 +114,15 @@ with st.container(border=True):
         p3, p4 = st.columns(2)
         seed = p3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
         device = p4.selectbox("Device", ["auto", "cpu", "cuda"], key="tr_device")
+        p5, p6 = st.columns(2)
+        predictor = p5.selectbox("Predictor", ["mastery", "mlp"], key="tr_predictor",
+                                 help="mastery: P(correct) = mastery + difficulty + a momentary part from the "
+                                      "recent answers, so every prediction is explained by mastery; mlp: the "
+                                      "first release's predictor (mastery is a side output)")
+        bound = p6.selectbox("momentary_bound", ["unbounded", "0", "0.5", "1", "2", "4"], key="tr_bound",
+                             disabled=predictor != "mastery",
+                             help="the most (in logit units) the recent answers may add to mastery + "
+                                  "difficulty: 0 makes the prediction a function of mastery alone")
         overrides_text = st.text_area("Overrides (one KEY=VALUE per line)", key="tr_overrides", height=90,
                                       placeholder="lr=0.001\nd_model=96\nloss_weights=enhanced")
         name = st.text_input("Run name (optional)", key="tr_name",
@@ -123,6 +132,10 @@ with st.container(border=True):
 if start:
     try:
         overrides = parse_overrides(overrides_text)
+        if predictor == "mlp":
+            overrides.setdefault("predictor", "mlp")
+        else:
+            overrides.setdefault("momentary_bound", "inf" if bound == "unbounded" else bound)
         if source == "sim":
             spec = "sim" if (students, skills) == (300, 12) else f"sim:students={students},skills={skills}"
             parse_sim_spec(spec)

@@ -73,3 +73,31 @@ def test_consistency_shows_new_metrics_and_the_tradeoff(dash_app):
     fig = next(f for f in figures(at) if any("mastery_auc" in (t.get("hovertemplate") or "") for t in f["data"]))
     n_points = sum(len(arr(t["x"])) for t in fig["data"] if "mastery_auc" in t["hovertemplate"])
     assert n_points == len(shipped["points"])
+
+
+@pytest.mark.parametrize("predictor,bound,want", [("mastery", "0", ("mastery", 0.0)),
+                                                  ("mastery", "unbounded", ("mastery", None)),
+                                                  ("mlp", "unbounded", ("mlp", None))])
+def test_train_page_sets_predictor_and_bound(dash_app, dash_runs, predictor, bound, want):
+    from cmkt.jobs import cancel_run
+    from cmkt.runs import read_config
+    at = dash_app("train")
+    at.number_input(key="tr_sim_students").set_value(20)
+    at.selectbox(key="tr_predictor").set_value(predictor).run()
+    if predictor == "mastery":
+        at.selectbox(key="tr_bound").set_value(bound).run()
+    else:
+        assert at.selectbox(key="tr_bound").disabled
+    at.number_input(key="tr_epochs_quick").set_value(1)
+    at.text_input(key="tr_name").set_value("picked")
+    at.button(key="tr_start").click().run()
+    no_exception(at)
+    assert not errors(at)
+    run = dash_runs / "picked"
+    try:
+        model = read_config(run)["model"]
+    finally:
+        cancel_run(run, wait=5)
+    assert model["predictor"] == want[0]
+    if want[0] == "mastery":
+        assert model["momentary_bound"] == want[1]
