@@ -10,12 +10,12 @@ from __future__ import annotations
 
 PRESETS: dict[str, dict] = {
     "quick": dict(d_model=64, n_heads=4, n_blocks=1, d_ff=128, max_len=100, dropout=0.1,
-                  epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-5, patience=3, loss_weights="plain"),
+                  epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-5, patience=3, loss_weights="sparse"),
     "standard": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
-                     epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4, loss_weights="plain",
+                     epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4, loss_weights="sparse",
                      readout="attention", recurrent=200),
     "intensive": dict(d_model=256, n_heads=8, n_blocks=4, d_ff=768, max_len=200, dropout=0.2,
-                      epochs=50, batch_size=64, lr=5e-4, weight_decay=1e-5, patience=6, loss_weights="plain",
+                      epochs=50, batch_size=64, lr=5e-4, weight_decay=1e-5, patience=6, loss_weights="sparse",
                       readout="attention", recurrent=200),
     "correlation_focused": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
                                 epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4,

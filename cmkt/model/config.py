@@ -15,6 +15,9 @@ READOUTS = ("none", "attention")
 LOSS_WEIGHT_SETS = {
     "plain": (0.1, 0.1, 0.3, 0.3, 0.1, 0.1),
     "enhanced": (0.0, 0.1, 0.8, 0.8, 0.2, 0.3),
+    # plain with 3x the sparsity weight: fewer gains to skills not practised, so less saturation
+    # (ASSIST2009 quick: 4.0% of steps at the ceiling instead of 6.1%, mastery AUC unchanged)
+    "sparse": (0.1, 0.1, 0.3, 0.3, 0.3, 0.1),
 }
 LOSS_NAMES = ("non_negative", "monotonicity", "mastery_performance",
               "gain_performance", "sparsity", "consistency")
