@@ -75,20 +75,28 @@ class ChainedWindows:
         n = len(self)
         if n == 0:
             return []
+        if not shuffle:                      # scoring: phase by phase, each in length order
+            return [sel[g] for p in np.unique(self.phase)
+                    for sel in [np.nonzero(self.phase == p)[0]]
+                    for g in batch_plan(Windows(self.windows.row[sel], self.windows.start[sel],
+                                                self.windows.end[sel]), batch_size, False)]
         rng = np.random.default_rng(seed)
         lengths = self.windows.lengths
-        jitter = rng.random(n) if shuffle else np.zeros(n)
+        jitter = rng.random(n)
         has_next = self.has_next
         ready = np.nonzero(~self.continues)[0]
+        ready = ready[np.lexsort((jitter[ready], lengths[ready]))]
         groups = []
         while len(ready):
-            ready = ready[np.lexsort((jitter[ready], lengths[ready]))]
             n_chunks = -(-len(ready) // batch_size)
-            c = int(rng.integers(n_chunks)) if shuffle else 0
+            c = int(rng.integers(n_chunks))
             group = ready[c * batch_size:(c + 1) * batch_size]
             groups.append(group)
-            ready = np.concatenate([ready[:c * batch_size], ready[(c + 1) * batch_size:],
-                                    group[has_next[group]] + 1])
+            ready = np.concatenate([ready[:c * batch_size], ready[(c + 1) * batch_size:]])
+            nxt = group[has_next[group]] + 1
+            if len(nxt):                     # successors join the ready ones, in length order
+                ready = np.concatenate([ready, nxt])
+                ready = ready[np.lexsort((jitter[ready], lengths[ready]))]
         return groups
 
 
