@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from cmkt import classview
 from cmkt.evaluate import trajectory_frame
 from cmkt.metrics import compute_metrics
 
@@ -33,20 +34,11 @@ def student_csv(key: tuple, _scored, student: str) -> bytes:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def class_matrices(key: tuple, _scored) -> dict:
-    """Per student (rows) and skill (columns): final mastery, attempts and correct answers."""
+    """Per student (rows) and skill (columns): final mastery, attempts and correct answers
+    (cmkt.classview.class_matrices), with the student ids and lengths."""
     traj = _scored.traj
-    S, C = len(traj.student_ids), traj.num_skills
-    lengths = np.diff(traj.offsets)
-    final = np.full((S, C), np.nan, dtype=np.float32)
-    ok = lengths > 0
-    final[ok] = traj.mastery[traj.offsets[1:][ok] - 1]
-    row = np.repeat(np.arange(S), lengths)
-    attempts = np.zeros((S, C), dtype=np.int32)
-    correct = np.zeros((S, C), dtype=np.int32)
-    np.add.at(attempts, (row, traj.skills), 1)
-    np.add.at(correct, (row, traj.skills), traj.responses.astype(np.int32))
-    return {"final": final, "attempts": attempts, "correct": correct,
-            "student_ids": list(traj.student_ids), "lengths": lengths}
+    return {**classview.class_matrices(traj), "student_ids": list(traj.student_ids),
+            "lengths": np.diff(traj.offsets)}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

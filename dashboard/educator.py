@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cmkt.classview import class_matrices, skills_table, students_below
+from cmkt.classview import skills_table, students_below
 from cmkt.practice import (DEVELOPING, LEVEL_COLORS, LEVEL_LEGEND, SECURE, below_words, practise_next,
                            skill_rows, summary_text)
 from cmkt.report import class_report, student_report
+
+from . import derived
 
 BADGE = {"not yet": "red", "developing": "orange", "secure": "green"}
 THRESHOLDS = (DEVELOPING, SECURE)
@@ -70,20 +72,15 @@ def howto_class() -> None:
             "offline, prints on A4).")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _matrices(key: tuple, _scored) -> dict:
-    return class_matrices(_scored.traj)
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def attention_table(key: tuple, _scored, threshold: float) -> pd.DataFrame:
     return skills_table(_scored.traj, _scored.skill_names, _scored.skill_labels, threshold,
-                        cm=_matrices(key, _scored))
+                        cm=derived.class_matrices(key, _scored))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def below(key: tuple, _scored, skill: int, threshold: float) -> pd.DataFrame:
-    return students_below(_scored.traj, skill, threshold, cm=_matrices(key, _scored))
+    return students_below(_scored.traj, skill, threshold, cm=derived.class_matrices(key, _scored))
 
 
 def pick_threshold() -> float:
