@@ -128,3 +128,17 @@ def test_resume_state_holds_every_rng_the_run_uses():
 
 def test_train_config_defaults_are_valid():
     TrainConfig()
+
+
+def test_a_safetensors_header_of_length_128_mod_256_is_not_taken_for_a_pickle(tmp_path):
+    """The first byte of a safetensors file is its header length's low byte: 0x80 must not read
+    as a pickle's PROTO opcode."""
+    model = GainAKT2(ModelConfig(num_skills=4, **SMALL))
+    for pad in range(0, 300):
+        path = save_checkpoint(model, tmp_path / "m.safetensors", {"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length of 128 mod 256")
+    loaded, meta = load_checkpoint(path)
+    assert meta["pad"] == "x" * pad
