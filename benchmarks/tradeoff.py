@@ -86,7 +86,16 @@ def main(argv=None) -> int:
     p.add_argument("--update-docs", action="store_true",
                    help="rewrite the tradeoff section of docs/RESULTS.md and assets/tradeoff.json")
     p.add_argument("--quick", action="store_true", help=f"tiny smoke run on {QUICK_SIM}, 1 epoch")
+    p.add_argument("--report", metavar="TRADEOFF_JSON", help="train nothing: re-render an earlier run's "
+                   "tradeoff.json (with --update-docs: into docs/RESULTS.md and assets/tradeoff.json)")
     a = p.parse_args(argv)
+    if a.report:
+        import json
+        res = json.loads(Path(a.report).read_text())
+        print(report(res))
+        if a.update_docs:
+            publish(res)
+        return 0
     extra = dict(item.split("=", 1) for item in a.set)
     if a.quick:
         extra = {**TINY, **extra}
@@ -118,12 +127,17 @@ def main(argv=None) -> int:
     text = report(res)
     print(text)
     if a.update_docs:
-        update_doc_section("tradeoff", text)
-        write_json(ASSET, {"command": res["command"], "date": res["machine"]["date"], "preset": a.preset,
-                           "points": [dict(data=n, **{k: v for k, v in pt.items() if k != "run"})
-                                      for n, b in res["data"].items() for pt in b["points"]],
-                           "counting": {n: b.get("counting") for n, b in res["data"].items()}})
+        publish(res)
     return 0
+
+
+def publish(res: dict) -> None:
+    """The tradeoff section of docs/RESULTS.md and the points the dashboard plots."""
+    update_doc_section("tradeoff", report(res))
+    write_json(ASSET, {"command": res["command"], "date": res["machine"]["date"], "preset": res["preset"],
+                       "points": [dict(data=n, **{k: v for k, v in pt.items() if k != "run"})
+                                  for n, b in res["data"].items() for pt in b["points"]],
+                       "counting": {n: b.get("counting") for n, b in res["data"].items()}})
 
 
 if __name__ == "__main__":

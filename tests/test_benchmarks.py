@@ -57,3 +57,5 @@ def test_tradeoff_quick(tmp_path):
         assert p["students_with_violation"] == 0
     # at bound 0 the prediction is mastery + difficulty: it ranks much like mastery alone
     assert points[0]["corr_ratio"] is not None
+    again = run_script("tradeoff.py", "--report", tmp_path / "tradeoff.json")
+    assert "| momentary_bound | AUC | mastery AUC |" in again.stdout and "unbounded" in again.stdout
