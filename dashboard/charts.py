@@ -120,7 +120,7 @@ def tradeoff_figure(points: pd.DataFrame, height: int = 360) -> go.Figure:
     ticks = [str(b) for b in order] + (["unbounded"] if points["bound"].isna().any() else [])
     for i, (data, grp) in enumerate(points.groupby("data", sort=False)):
         g = grp.assign(x=[("unbounded" if b is None or b != b else str(b)) for b in grp["bound"]])
-        g = g.set_index("x").reindex([t for t in ticks if t in set(g["x"])]).reset_index()
+        g = g.assign(order=[ticks.index(x) for x in g["x"]]).sort_values("order", kind="stable")
         color = PALETTE[i % len(PALETTE)]
         for col, key in ((1, "auc"), (2, "mastery_auc")):
             fig.add_trace(go.Scatter(x=g["x"], y=g[key], mode="lines+markers", name=str(data),

@@ -158,8 +158,8 @@ def test_students_pair_side_by_side(dash_app):
     at = dash_app("students", {"run": "demo/demo-original", "student": "T0002"})
     no_exception(at)
     figs = figures(at)
-    assert len(figs) == 4                      # mastery, gains, original | cumulative
-    assert len(mastery_traces(figs[2])) == len(mastery_traces(figs[3])) == len(mastery_traces(figs[0]))
+    assert len(figs) == 5                      # mastery, why this prediction, gains, original | cumulative
+    assert len(mastery_traces(figs[3])) == len(mastery_traces(figs[4])) == len(mastery_traces(figs[0]))
     text = " ".join(m.value for m in at.markdown)
     assert "demo-original" in text and "demo-cumulative" in text
     # the cumulative side has no violation, the original one does
