@@ -30,9 +30,10 @@ def explain_step(student: dict, t: int, skill_names) -> dict | None:
     logit = sum(values.values())
     prob = 1.0 / (1.0 + math.exp(-logit))
     mastery_txt = f" {before:.2f}" if before is not None else " (before any answer)"
-    bits = [f"{PART_LABELS['mastery'].format(skill=skill)}{mastery_txt} ({values['mastery']:+.2f})",
-            f"{PART_LABELS['difficulty'].format(skill=skill)} ({values['difficulty']:+.2f})",
-            f"{PART_LABELS['momentary']} ({values['momentary']:+.2f})"]
+    sign = (lambda v: f"{0.0 if abs(v) < 0.005 else v:+.2f}")      # never "-0.00"
+    bits = [f"{PART_LABELS['mastery'].format(skill=skill)}{mastery_txt} ({sign(values['mastery'])})",
+            f"{PART_LABELS['difficulty'].format(skill=skill)} ({sign(values['difficulty'])})",
+            f"{PART_LABELS['momentary']} ({sign(values['momentary'])})"]
     return {"step": t + 1, "prob": prob, "logit": logit, "skill": skill, "skill_index": s,
             "mastery_before": before, "parts": values,
             "labels": {k: v.format(skill=skill) for k, v in PART_LABELS.items()},

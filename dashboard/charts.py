@@ -98,7 +98,7 @@ def explanation_figure(expl: dict, height: int = 260) -> go.Figure:
     vals = [expl["parts"][n] for n in names]
     fig = go.Figure(go.Waterfall(
         orientation="h", y=labels + ["logit"], x=vals + [expl["logit"]],
-        measure=["relative"] * 3 + ["total"], text=[f"{v:+.2f}" for v in vals] + [f"{expl['logit']:+.2f}"],
+        measure=["relative"] * 3 + ["total"], text=[f"{0.0 if abs(v) < 0.005 else v:+.2f}" for v in vals + [expl["logit"]]],
         textposition="outside", increasing=dict(marker=dict(color=CORRECT)),
         decreasing=dict(marker=dict(color=WRONG)), totals=dict(marker=dict(color="#2f6fdf")),
         connector=dict(line=dict(color="#bbb")), hovertemplate="%{y}: %{x:+.3f}<extra></extra>"))

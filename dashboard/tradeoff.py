@@ -48,7 +48,7 @@ def run_points(entries: list[Entry]) -> pd.DataFrame:
         if m.get("auc") is None:
             continue
         r_m, r_p = m.get("mastery_performance_corr"), m.get("prediction_performance_corr")
-        rows.append({"data": f"{e.data_name or e.data} (your runs)", "bound": model.get("momentary_bound"),
+        rows.append({"data": f"{e.data_name or e.data} (runs here)", "bound": model.get("momentary_bound"),
                      "auc": m.get("auc"), "mastery_auc": m.get("mastery_auc"),
                      "corr_ratio": (r_m / r_p) if r_m is not None and r_p else None, "source": e.name})
     return pd.DataFrame(rows, columns=COLUMNS)
