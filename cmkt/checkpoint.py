@@ -55,7 +55,7 @@ def read_checkpoint(path) -> tuple[dict, dict, dict]:
         raise CheckpointError(path, f"the file is {size / 2**20:.0f} MB, over the {MAX_CHECKPOINT_BYTES // 2**20} MB limit")
     with open(path, "rb") as f:
         head = f.read(16)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    if (head[:2] == b"PK" or head[:1] == b"\x80") and not _looks_like_safetensors(head, size):
         return _read_torch(path)
     try:
         from safetensors import safe_open
@@ -72,6 +72,16 @@ def read_checkpoint(path) -> tuple[dict, dict, dict]:
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(path, "the checkpoint's model config is damaged") from None
     return state, cfg, meta
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header. Its first
+    byte can be 0x80 or its first two 'PK' (a header of 128 + 256k bytes, ...), so the torch
+    (pickle / zip) signatures are only trusted when this does not hold."""
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n <= size - 8 and head[8:9] == b"{"
 
 
 def _read_torch(path: Path):

@@ -238,6 +238,25 @@ def test_a_bad_checkpoint_of_each_kind_is_refused_with_one_line(kind, tmp_path):
         assert needle in msg and "\n" not in msg and str(bad) in msg, msg
 
 
+@pytest.mark.parametrize("first", [b"\x80", b"PK"])
+def test_a_safetensors_header_that_starts_like_a_pickle_or_zip_still_reads(first, tmp_path):
+    """The 8-byte header length of a safetensors file can begin with 0x80 (a pickle's first byte)
+    or 'PK' (a zip's): it is still read as safetensors, not refused as a foreign PyTorch file."""
+    model = make("bkt")
+    path = save_checkpoint(model, tmp_path / "c.safetensors", {"pad": ""})
+    n0 = int.from_bytes(path.read_bytes()[:8], "little")            # header length without padding
+    want, mod = (0x80, 256) if first == b"\x80" else (0x4B50, 65536)
+    target = n0 + (want - n0) % mod
+    for pad in range(max(0, target - n0 - 8), target - n0 + 8):      # the header is padded to 8 bytes
+        path = save_checkpoint(model, tmp_path / "c.safetensors", {"pad": "x" * pad})
+        if path.read_bytes()[:len(first)] == first:
+            break
+    else:
+        pytest.fail("no padding gave the wanted first bytes")
+    loaded, meta = load_checkpoint(path)
+    assert meta["kind"] == "bkt" and torch.equal(loaded.prior, model.prior)
+
+
 def test_unknown_kind_and_kind_disagreeing_with_the_run_are_refused(tmp_path):
     good = save_checkpoint(make("bkt"), tmp_path / "good.safetensors")
 
