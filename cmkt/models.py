@@ -34,7 +34,7 @@ KINDS: dict[str, ModelKind] = {
     "gainakt2": ModelKind("gainakt2", ModelConfig, GainAKT2, None, True, _gainakt2_check,
                           "cumulative: bounded and monotone by construction; original: neither"),
     "dkt": ModelKind("dkt", DKTConfig, DKT, None, False, _dkt.check_state,
-                     "neither bounded-by-meaning nor monotone: the LSTM output may fall after a right answer"),
+                     "in [0, 1] (a sigmoid) but not monotone: the LSTM output wobbles, even after a right answer"),
     "bkt": ModelKind("bkt", BKTConfig, BKT, fit_bkt, False, _bkt.check_state,
                      "bounded (a probability) but not monotone: a wrong answer lowers P(learned)"),
     "pfa": ModelKind("pfa", PFAConfig, PFA, fit_pfa, False, _pfa.check_state,
@@ -46,7 +46,8 @@ MODEL_ORDER = ("original", "cumulative", *BASELINE_KINDS)
 GUARANTEES = {
     "cumulative": "bounded and monotone (by construction)",
     "original": "neither bounded nor monotone",
-    "dkt": "neither bounded in meaning nor monotone (an LSTM output can fall after a right answer)",
+    "dkt": "not monotone: its per-skill output wobbles, even on skills not practised and after right "
+           "answers (it stays in [0, 1] only because it is a sigmoid; nothing makes it a level)",
     "bkt": "bounded but not monotone (a wrong answer lowers P(learned))",
     "pfa": "bounded but not monotone (a failure lowers the predicted probability)",
 }

@@ -30,8 +30,8 @@ if not chosen:
 chosen = sorted(chosen, key=model_rank)     # original, cumulative, dkt, bkt, pfa
 kinds = [m for m in dict.fromkeys(e.mode for e in chosen) if m in GUARANTEES]
 if kinds:
-    st.caption("What each model guarantees of its mastery: " + "; ".join(
-        f"**{m}**: {GUARANTEES[m]}" for m in kinds) + ".")
+    st.caption("What each model guarantees of its mastery:  \n" + "  \n".join(
+        f"**{m}**: {GUARANTEES[m]}." for m in kinds))
 data, split = pick_data(chosen[0].data, "con_data")
 live = [e for e in chosen if e.active]
 
