@@ -112,6 +112,20 @@ def test_bkt_matches_the_hand_worked_reference():
                                                          0.7505567 - 0.3800738], abs=1e-6)
 
 
+def test_bkt_state_stays_a_probability_near_one():
+    """Found on ASSIST2009 (skill 25 of a fitted model, one test student's answers on it): after a
+    run of right answers float32 rounded P(learned) to 1.0000001, and with P(wrong) computed as
+    1 - P(right) the following wrong answers amplified it to 1.0001 (a bounds violation).
+    P(wrong) is now computed from its own terms and the posterior clamped to [0, 1]."""
+    m = BKT(BKTConfig(num_skills=1))
+    m.set_params({"prior": [0.6517904996871948], "learn": [0.026545671746134758], "guess": [0.310046911239624],
+                  "slip": [0.2379288226366043], "forget": [0.0]})
+    responses = torch.tensor([[int(c) for c in "11101111111111111111011111000000111110101111110111111101111111011111111"]])
+    out = m(torch.zeros_like(responses), responses)
+    assert torch.isfinite(out.mastery).all() and torch.isfinite(out.logits).all()
+    assert out.mastery.min() >= 0 and out.mastery.max() <= 1
+
+
 def _bkt_students(seed, truth, n=200, T=50):
     """n students per skill answering T times, drawn from BKT with the given parameters."""
     rng = np.random.default_rng(seed)

@@ -87,10 +87,11 @@ class BKT(nn.Module):
             s, r = skills[:, t], responses[:, t]
             a = state[rows, s]
             guess, slip, learn, forget = self.guess[s], self.slip[s], self.learn[s], self.forget[s]
-            right = a * (1 - slip)
+            right, wrong = a * (1 - slip), a * slip             # P(learned and the answer)
             p = right + (1 - a) * guess
-            post = torch.where(r == 1, right / p.clamp_min(EPS), a * slip / (1 - p).clamp_min(EPS))
-            new = post * (1 - forget) + (1 - post) * learn
+            q = wrong + (1 - a) * (1 - guess)                   # P(wrong), not 1 - p (no cancellation)
+            post = torch.where(r == 1, right / p.clamp_min(1e-30), wrong / q.clamp_min(1e-30)).clamp(0.0, 1.0)
+            new = (post * (1 - forget) + (1 - post) * learn).clamp(0.0, 1.0)
             state = state.clone()
             state[rows, s] = new
             preds.append(p)
