@@ -1,7 +1,9 @@
 """Rebuild the dashboard's demo runs: a small `original` / `cumulative` pair on the built-in
-simulated students, so a fresh `./run.sh app` has something to explore.
+simulated students, so a fresh `./run.sh app` has something to explore, and the classic
+baselines trained on the same students (demo-dkt, demo-bkt, demo-pfa).
 
-    .venv/bin/python assets/make_demo.py            # writes assets/demo/demo-original, demo-cumulative
+    .venv/bin/python assets/make_demo.py              # writes assets/demo/demo-original, demo-cumulative
+    .venv/bin/python assets/make_demo.py --baselines  # writes only assets/demo/demo-dkt, demo-bkt, demo-pfa
 
 It trains through the library (the same code path as `python -m cmkt train`), then keeps only
 what the dashboard reads: config.json, status.json, metrics.jsonl, results.json and
@@ -28,14 +30,21 @@ VOLATILE_STATUS = ("pid", "proc_start", "resumed", "current_epoch", "batch", "n_
                    "train_loss", "updated", "device")
 
 
-def make_demo(out: Path, epochs: int = 20, data: str = "sim", seed: int = 0) -> list[Path]:
+BASELINES = ("dkt", "bkt", "pfa")
+
+
+def make_demo(out: Path, epochs: int = 20, data: str = "sim", seed: int = 0,
+              modes=("original", "cumulative")) -> list[Path]:
+    """Train each of `modes` (a GainAKT2 mode or a baseline kind) with the quick preset and keep
+    the files the dashboard reads under out/demo-MODE. The GainAKT2 pair shares a pair id; the
+    baselines have none (the Students page's partner stays the original/cumulative pair)."""
     out.mkdir(parents=True, exist_ok=True)
     made = []
     with tempfile.TemporaryDirectory(prefix="cmkt-demo-") as tmp:
-        for mode in ("original", "cumulative"):
+        for mode in modes:
             name = f"demo-{mode}"
             run = create_run(tmp, data=data, mode=mode, preset="quick", epochs=epochs, seed=seed,
-                             device="cpu", name=name, pair_id=PAIR)
+                             device="cpu", name=name, pair_id=None if mode in BASELINES else PAIR)
             print(f"training {name} ...", file=sys.stderr, flush=True)
             res = execute_run(run)
             print(f"  best epoch {res['best_epoch']}: val auc {res['valid'].get('val_auc'):.3f}",
@@ -62,8 +71,10 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--data", default="sim")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baselines", action="store_true",
+                   help="build only the baseline demo runs (demo-dkt, demo-bkt, demo-pfa)")
     a = p.parse_args(argv)
-    make_demo(Path(a.out), a.epochs, a.data, a.seed)
+    make_demo(Path(a.out), a.epochs, a.data, a.seed, BASELINES if a.baselines else ("original", "cumulative"))
     return 0
 
 

@@ -12,17 +12,18 @@ from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
 from .io import atomic_target
-from .model import GainAKT2, ModelConfig
+from .models import build_model, config_from_dict, config_to_dict, spec_of
 
 FORMAT = "cmkt-checkpoint-v1"
 BEST = "best.safetensors"
 MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024
 
 
-def save_checkpoint(model: GainAKT2, path, meta: dict | None = None) -> Path:
-    """Write model weights and metadata (model config, skills, data, metrics) atomically."""
+def save_checkpoint(model, path, meta: dict | None = None) -> Path:
+    """Write model weights and metadata (model config with its kind, skills, data, metrics)
+    atomically. Any model kind of cmkt.models; its config's "kind" says which."""
     path = Path(path)
-    header = {"format": FORMAT, "model_config": json.dumps(model.cfg.to_dict()),
+    header = {"format": FORMAT, "model_config": json.dumps(config_to_dict(model.cfg)),
               "meta": json.dumps(meta or {}, default=str)}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_target(path) as tmp:
@@ -74,8 +75,9 @@ def read_checkpoint(path) -> tuple[dict, dict, dict]:
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
-    """A safetensors file starts with the 8-byte little-endian length of its JSON header, then
-    '{'. (Its first byte can be 0x80, like a pickle's: the length decides, not that byte.)"""
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header. Its first
+    byte can be 0x80 or its first two 'PK' (a header of 128 + 256k bytes, ...), so the torch
+    (pickle / zip) signatures are only trusted when this does not hold."""
     if len(head) < 9:
         return False
     n = int.from_bytes(head[:8], "little")
@@ -113,13 +115,16 @@ def _short(e: Exception) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
-def load_checkpoint(path, device="cpu") -> tuple[GainAKT2, dict]:
-    """Rebuild the model from a checkpoint (file or run folder): (model in eval mode, meta)."""
+def load_checkpoint(path, device="cpu") -> tuple[object, dict]:
+    """Rebuild the model from a checkpoint (file or run folder): (model in eval mode, meta).
+    The model config's "kind" picks the model class (no kind: GainAKT2)."""
     rpath = resolve_checkpoint_path(path)
     state, cfg_dict, meta = read_checkpoint(rpath)
     try:
-        cfg = ModelConfig.from_dict(cfg_dict)
-        model = GainAKT2(cfg)
+        if not isinstance(cfg_dict, dict):
+            raise ValueError("it is not a mapping")
+        cfg = config_from_dict(cfg_dict)
+        model = build_model(cfg)
     except (TypeError, ValueError) as e:
         raise CheckpointError(rpath, f"the model config is not valid: {_short(e)}") from None
     missing, unexpected, mismatched = _diff_state(model.state_dict(), state)
@@ -133,11 +138,16 @@ def load_checkpoint(path, device="cpu") -> tuple[GainAKT2, dict]:
             what.append(f"{len(unexpected)} unknown weights (e.g. {unexpected[0]})")
         raise CheckpointError(rpath, "the weights do not fit the saved config "
                               f"({cfg.mode}, {cfg.num_skills} skills): " + "; ".join(what))
+    try:
+        spec_of(cfg).check_state(state)
+    except ValueError as e:
+        raise CheckpointError(rpath, f"refused: the {cfg.mode} weights are not valid: {_short(e)}") from None
     _check_against_run(rpath, cfg)
     model.load_state_dict(state)
     model.to(device).eval()
     meta = dict(meta)
-    meta.setdefault("model_config", cfg.to_dict())
+    meta.setdefault("model_config", config_to_dict(cfg))
+    meta.setdefault("kind", spec_of(cfg).name)
     meta["path"] = str(rpath)
     return model, meta
 
@@ -159,6 +169,9 @@ def _check_against_run(path: Path, cfg: ModelConfig) -> None:
         run_model = json.loads(run_cfg_path.read_text()).get("model") or {}
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise CheckpointError(run_cfg_path, "the run's config.json is damaged") from None
+    if (run_model.get("kind") or "gainakt2") != spec_of(cfg).name:
+        raise CheckpointError(path, f"the checkpoint is a {spec_of(cfg).name} model but the run's config.json "
+                              f"says {run_model.get('kind') or 'gainakt2'!r}: it belongs to another model")
     for key in ("mode", "num_skills"):
         want = run_model.get(key)
         if want is not None and want != getattr(cfg, key):

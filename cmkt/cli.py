@@ -13,6 +13,7 @@ EPILOG = """examples:
   python -m cmkt simulate --students 500 --skills 12 --seed 0 --out sim.csv
   python -m cmkt train --data sim --model cumulative --preset quick
   python -m cmkt train --data ../shared/data/assist2015 --model original --preset quick --epochs 3
+  python -m cmkt train --data ../shared/data/assist2009 --model dkt --preset standard   # or bkt, pfa
   python -m cmkt validate runs/RUN --json                  # on the run's own data (test split)
   python -m cmkt validate runs/RUN --data ../shared/data/assist2015 --json
   python -m cmkt compare runs/RUN_A runs/RUN_B --data sim
@@ -22,7 +23,7 @@ EPILOG = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .model.config import MODES
+    from .models import MODEL_CHOICES
     from .presets import PRESET_HELP, PRESETS
     p = argparse.ArgumentParser(prog="cmkt", description="Cumulative Mastery Knowledge Tracing: train "
                                 "knowledge-tracing transformers whose per-skill mastery never falls after "
@@ -43,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="presets:\n" + "\n".join(f"  {k:20s} {v}" for k, v in PRESET_HELP.items()))
     t.add_argument("--data", default="sim", help=data_help + " (default sim)")
-    t.add_argument("--model", choices=MODES, default="cumulative", help="mastery head: cumulative (guaranteed "
-                   "monotone, bounded) or original (raw heads)")
+    t.add_argument("--model", choices=MODEL_CHOICES, default="cumulative", help="cumulative (GainAKT2, mastery "
+                   "guaranteed monotone and bounded), original (GainAKT2, raw heads), or a classic baseline in the "
+                   "same harness: dkt (LSTM), bkt (Bayesian Knowledge Tracing, fitted by EM), pfa (Performance "
+                   "Factors Analysis)")
     t.add_argument("--preset", choices=list(PRESETS), default="quick", help="size and schedule (default quick)")
     t.add_argument("--epochs", type=int, help="override the preset's epoch count")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -122,9 +125,17 @@ def _check_train_options(a, sets: dict) -> None:
     from .presets import PRESETS
     if a.epochs is not None and a.epochs < 1:
         raise CmktError(f"--epochs {a.epochs}: a run needs at least 1 epoch")
-    defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
+    from .baselines import BASELINE_PRESETS
+    from .models import config_fields, kind_of_mode
+    kind = kind_of_mode(a.model)
+    if kind == "gainakt2":
+        defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
+    else:
+        defaults = config_fields(kind)
     defaults.update({f.name: f.default for f in fields(TrainConfig)})
     defaults.update(PRESETS.get(a.preset, {}))
+    if kind != "gainakt2":
+        defaults.update(BASELINE_PRESETS[kind].get(a.preset, {}))
     for key, raw in sets.items():
         if key not in defaults:
             continue                      # build_configs names the unknown key and lists the known ones

@@ -87,13 +87,22 @@ def _coerce(value: str, like):
 
 
 def build_configs(num_skills: int, mode: str, preset: str, overrides: dict | None = None,
-                  **train_fields) -> tuple[ModelConfig, TrainConfig]:
-    """Preset values, then explicit fields, then --set overrides (strings are parsed)."""
+                  **train_fields) -> tuple[object, TrainConfig]:
+    """Preset values, then explicit fields, then --set overrides (strings are parsed).
+    mode: a GainAKT2 mode (original / cumulative) or a baseline kind (dkt / bkt / pfa), whose own
+    preset values (cmkt.baselines.BASELINE_PRESETS) replace the shared ones."""
+    from .baselines import BASELINE_PRESETS
+    from .models import KINDS, config_fields, kind_of_mode
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    kind = kind_of_mode(mode)
     values = {**PRESETS[preset], **MODE_DEFAULTS.get(mode, {})}
+    if kind == "gainakt2":
+        model_defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
+    else:
+        values.update(BASELINE_PRESETS[kind][preset])
+        model_defaults = config_fields(kind)
     values.update({k: v for k, v in train_fields.items() if v is not None})
-    model_defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
     train_defaults = {f.name: f.default for f in fields(TrainConfig)}
     for key, raw in (overrides or {}).items():
         if key in model_defaults:
@@ -103,8 +112,11 @@ def build_configs(num_skills: int, mode: str, preset: str, overrides: dict | Non
         else:
             raise ValueError(f"unknown setting {key!r}; known: {', '.join(sorted(set(model_defaults) | set(train_defaults)))}")
         values[key] = _coerce(raw, like) if isinstance(raw, str) else raw
-    model_cfg = ModelConfig(num_skills=num_skills, mode=mode,
-                            **{k: v for k, v in values.items() if k in MODEL_KEYS})
+    model_values = {k: v for k, v in values.items() if k in model_defaults}
+    if kind == "gainakt2":
+        model_cfg = ModelConfig(num_skills=num_skills, mode=mode, **model_values)
+    else:
+        model_cfg = KINDS[kind].config_cls(num_skills=num_skills, **model_values)
     train_cfg = TrainConfig(preset=preset, **{k: v for k, v in values.items() if k in train_defaults and k != "preset"})
     train_cfg.weights()  # validate early
     return model_cfg, train_cfg

@@ -24,9 +24,10 @@ from .config import build_configs
 from .datasource import data_name, load_training_data
 from .errors import CmktError
 from .io import read_json, read_jsonl, write_json_atomic, write_text_atomic, atomic_target
-from .model import ModelConfig, count_parameters
+from .model import count_parameters
+from .models import config_from_dict, config_to_dict, kind_of
 from .config import TrainConfig
-from .trainer import Cancelled, TrainCallbacks, Trainer
+from .trainer import Cancelled, TrainCallbacks, Trainer, make_trainer
 
 CONFIG, STATUS, METRICS, RESULTS, RESUME, CANCEL, LOG = (
     "config.json", "status.json", "metrics.jsonl", "results.json", "resume.pt", "cancel", "log.txt")
@@ -122,7 +123,7 @@ def create_run(runs_dir, data: str = "sim", mode: str = "cumulative", preset: st
         except FileExistsError:
             suffix += 1
             path = run_path(runs_dir, f"{name}-{suffix}")
-    model = model_cfg.to_dict()
+    model = config_to_dict(model_cfg)
     model["num_skills"] = None
     write_json_atomic(path / CONFIG, {"model": model, "train": train_cfg.to_dict(),
                                       "overrides": dict(overrides or {}), "pair": pair_id,
@@ -212,6 +213,7 @@ def _ckpt_meta(run_dir: Path, trainer: Trainer, record: dict) -> dict:
             "data_name": trainer.data.name, "preset": trainer.cfg.preset,
             "skill_labels": trainer.data.skill_labels, "skill_names": trainer.data.skill_names,
             "train_config": trainer.cfg.to_dict(), "pair": cfg.get("pair"),
+            "kind": kind_of(trainer.model_cfg),
             "metrics": {k: v for k, v in record.items() if not isinstance(v, (list, dict))}}
 
 
@@ -247,15 +249,15 @@ def execute_run(run_dir, echo: TrainCallbacks | None = None) -> dict:
         data = load_training_data(train_cfg.data, train_cfg.valid_fraction, train_cfg.seed,
                                   train_cfg.sim_students, train_cfg.sim_skills)
         model_d = dict(cfg["model"], num_skills=data.num_skills)
-        model_cfg = ModelConfig.from_dict(model_d)
+        model_cfg = config_from_dict(model_d)
         if cfg["model"].get("num_skills") != data.num_skills or "data" not in cfg:
-            cfg["model"] = model_cfg.to_dict()
+            cfg["model"] = config_to_dict(model_cfg)
             cfg["data"] = {"spec": train_cfg.data, "name": data.name, "num_skills": data.num_skills,
                            "skill_labels": data.skill_labels, "skill_names": data.skill_names,
                            "n_train_students": len(data.train), "n_valid_students": len(data.valid),
                            "n_test_students": len(data.test) if data.test is not None else 0}
             write_json_atomic(run_dir / CONFIG, cfg)
-        trainer = Trainer(model_cfg, train_cfg, data, callbacks)
+        trainer = make_trainer(model_cfg, train_cfg, data, callbacks)
         if (run_dir / RESUME).exists():
             trainer.load_state_dict(torch.load(str(run_dir / RESUME), map_location="cpu", weights_only=True))
             _write_history(run_dir, trainer.history)
@@ -267,7 +269,7 @@ def execute_run(run_dir, echo: TrainCallbacks | None = None) -> dict:
         status.update(n_params=count_parameters(trainer.model), device=str(trainer.device))
         result = trainer.fit()
         best = trainer.best_model()
-        results = {"run": run_dir.name, "mode": model_cfg.mode, "preset": train_cfg.preset,
+        results = {"run": run_dir.name, "mode": model_cfg.mode, "kind": kind_of(model_cfg), "preset": train_cfg.preset,
                    "data": train_cfg.data, "data_name": data.name, "best_epoch": result.best_epoch,
                    "epochs_run": trainer.epoch, "stopped_early": result.stopped_early,
                    "train_seconds": result.seconds, "n_params": count_parameters(best),

@@ -14,7 +14,8 @@ from .data.batching import chained_windows
 from .datasource import DataSplits
 from .errors import CmktError
 from .metrics import compute_metrics
-from .model import LOSS_NAMES, GainAKT2, ModelConfig, compute_losses
+from .model import LOSS_NAMES, compute_losses
+from .models import build_model, spec_of
 from .scoring import Trajectories, forward_windows, score
 
 
@@ -78,21 +79,31 @@ def selection_score(rec: dict) -> float:
     return -(rec.get("val_loss") or math.inf)
 
 
+def evaluate_model(model, ds, device, batch_size: int) -> dict:
+    """Every metric of a model on a data set, plus the mean cross-entropy as 'loss'."""
+    traj = score(model, ds, device, batch_size)
+    out = compute_metrics(traj)
+    out["loss"] = valid_loss(traj)
+    return out
+
+
 class Trainer:
     """AdamW + ReduceLROnPlateau on validation AUC, grad-norm clipping, early stopping,
     the truly best epoch's weights kept (a deep copy)."""
 
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data: DataSplits,
+    def __init__(self, model_cfg, train_cfg: TrainConfig, data: DataSplits,
                  callbacks: TrainCallbacks | None = None):
+        """model_cfg: the config of any kind trained by gradient (cmkt.models: GainAKT2, DKT)."""
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
         self.callbacks = callbacks or TrainCallbacks()
         self.device = pick_device(train_cfg.device)
         set_threads(train_cfg.num_threads)
         torch.manual_seed(train_cfg.seed)
-        self.model = GainAKT2(model_cfg).to(self.device)
+        self.model = build_model(model_cfg).to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
-        self.weights = train_cfg.weights()
+        # the interpretability losses belong to GainAKT2; a baseline learns from the prediction alone
+        self.weights = train_cfg.weights() if spec_of(model_cfg).aux_losses else (0.0,) * len(LOSS_NAMES)
         self.train_windows = chained_windows(data.train, model_cfg.max_len)
         self.epoch = 0
         self.best_epoch = 0
@@ -126,19 +137,16 @@ class Trainer:
         self.best_state, self.history = state["best_state"], list(state["history"])
         self.seconds = float(state.get("seconds", 0.0))
 
-    def best_model(self) -> GainAKT2:
+    def best_model(self):
         """A model holding the best epoch's weights (the current ones before any epoch)."""
         with torch.random.fork_rng(devices=[]):      # building it must not move the training RNG
-            model = GainAKT2(self.model_cfg).to(self.device)
+            model = build_model(self.model_cfg).to(self.device)
         model.load_state_dict(self.best_state if self.best_state is not None else self.model.state_dict())
         return model.eval()
 
     # ---- training -----------------------------------------------------------------
     def evaluate(self, model, ds) -> dict:
-        traj = score(model, ds, self.device, self.cfg.eval_batch_size)
-        out = compute_metrics(traj)
-        out["loss"] = valid_loss(traj)
-        return out
+        return evaluate_model(model, ds, self.device, self.cfg.eval_batch_size)
 
     def train_epoch(self, epoch: int) -> dict:
         self.model.train()
@@ -152,7 +160,7 @@ class Trainer:
                 raise Cancelled()
             wb = forward_windows(self.model, self.data.train, cw, idx, carry, self.device)
             losses = compute_losses(wb.out, wb.skills, wb.responses, wb.kept, self.weights,
-                                    self.model_cfg.gain_scale, self.cfg.mastery_hinge, self.cfg.mastery_loss)
+                                    getattr(self.model_cfg, "gain_scale", 0.1), self.cfg.mastery_hinge, self.cfg.mastery_loss)
             if not torch.isfinite(losses["total"]):
                 raise Diverged(f"training diverged at epoch {epoch}, batch {b + 1}: loss is "
                                f"{float(losses['total'].detach())} (try a lower lr)")
@@ -198,3 +206,72 @@ class Trainer:
         best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
         return TrainResult(self.best_epoch, best, list(self.history),
                            stopped_early=self.epoch < self.cfg.epochs, seconds=self.seconds)
+
+
+class FitTrainer:
+    """For kinds fitted once rather than trained over epochs (BKT by EM, PFA by logistic
+    regression): the same interface as Trainer, so run folders, callbacks, resume and results
+    are the same. Its one 'epoch' is the fit; metrics.jsonl gets one line."""
+
+    def __init__(self, model_cfg, train_cfg: TrainConfig, data: DataSplits,
+                 callbacks: TrainCallbacks | None = None):
+        self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
+        self.callbacks = callbacks or TrainCallbacks()
+        self.device = torch.device("cpu")              # fitting is numpy / scikit-learn
+        set_threads(train_cfg.num_threads)
+        torch.manual_seed(train_cfg.seed)
+        self.fit_fn = spec_of(model_cfg).fit
+        self.model = build_model(model_cfg)
+        self.epoch = self.best_epoch = self.bad_epochs = 0
+        self.best_score = -math.inf
+        self.best_state: dict | None = None
+        self.history: list[dict] = []
+        self.seconds = 0.0
+
+    def state_dict(self) -> dict:
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "epoch": self.epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
+                "best_state": self.best_state, "bad_epochs": self.bad_epochs,
+                "history": self.history, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
+        self.best_score, self.bad_epochs = float(state["best_score"]), int(state["bad_epochs"])
+        self.best_state, self.history = state["best_state"], list(state["history"])
+        self.seconds = float(state.get("seconds", 0.0))
+
+    def best_model(self):
+        model = build_model(self.model_cfg)
+        model.load_state_dict(self.best_state if self.best_state is not None else self.model.state_dict())
+        return model.eval()
+
+    def evaluate(self, model, ds) -> dict:
+        return evaluate_model(model, ds, self.device, self.cfg.eval_batch_size)
+
+    def fit(self) -> TrainResult:
+        if self.epoch < 1:
+            t0 = time.perf_counter()
+            progress = (lambda i, n, loss: self.callbacks.on_batch(1, i, n, loss))
+            rec = {"epoch": 1}
+            rec.update(self.fit_fn(self.model, self.data.train, should_stop=self.callbacks.should_stop,
+                                   progress=progress))
+            if self.callbacks.should_stop():
+                raise Cancelled()
+            val = self.evaluate(self.model, self.data.valid)
+            rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
+            rec.update(val)
+            rec["seconds"] = time.perf_counter() - t0
+            self.seconds += rec["seconds"]
+            self.best_score, self.best_epoch, self.epoch = selection_score(rec), 1, 1
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            self.history.append(rec)
+            self.callbacks.on_epoch(rec, True)
+        best = self.history[0] if self.history else {}
+        return TrainResult(self.best_epoch, best, list(self.history), stopped_early=False, seconds=self.seconds)
+
+
+def make_trainer(model_cfg, train_cfg: TrainConfig, data: DataSplits, callbacks: TrainCallbacks | None = None):
+    """The trainer for a model kind: Trainer (gradient, epochs) or FitTrainer (fitted once)."""
+    cls = FitTrainer if spec_of(model_cfg).fit is not None else Trainer
+    return cls(model_cfg, train_cfg, data, callbacks)

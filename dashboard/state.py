@@ -21,6 +21,7 @@ from cmkt.errors import CheckpointError, CmktError, DataError
 from cmkt.evaluate import Scored, eval_data_for
 from cmkt.io import atomic_target
 from cmkt.jobs import RunInfo, list_runs, runs_dir_default
+from cmkt.models import BASELINE_KINDS, MODEL_ORDER
 from cmkt.runs import ACTIVE
 from cmkt.scoring import score
 
@@ -158,7 +159,8 @@ def _upload_entries() -> list[Entry]:
 def list_entries() -> list[Entry]:
     """Runs under runs/ (newest first), then the demo runs, then uploaded checkpoints."""
     out = [_entry_from_run(i, "runs") for i in list_runs(runs_dir())]
-    out += [_entry_from_run(i, "demo") for i in list_runs(DEMO_DIR)]
+    demo = [_entry_from_run(i, "demo") for i in list_runs(DEMO_DIR)]
+    out += sorted(demo, key=lambda e: e.mode in BASELINE_KINDS)   # the demo's GainAKT2 pair first
     out += _upload_entries()
     return out
 
@@ -200,6 +202,25 @@ def default_pair(entries: list[Entry]) -> list[Entry]:
             pair = sorted([e, mate], key=lambda x: x.mode != "original")
             return pair
     return entries[:2]
+
+
+def model_rank(e: Entry) -> int:
+    """Display order of model kinds: original, cumulative, dkt, bkt, pfa, then anything else."""
+    return MODEL_ORDER.index(e.mode) if e.mode in MODEL_ORDER else len(MODEL_ORDER)
+
+
+def default_set(entries: list[Entry]) -> list[Entry]:
+    """Every model kind's newest checkpoint trained on the data of the newest checkpoint
+    (runs first, then the demo, then uploads), in the order original, cumulative, dkt, bkt, pfa."""
+    entries = with_checkpoint(entries)
+    if not entries:
+        return []
+    data = entries[0].data
+    newest: dict[str, Entry] = {}
+    for e in entries:
+        if e.data == data and e.mode not in newest:
+            newest[e.mode] = e
+    return sorted(newest.values(), key=model_rank)
 
 
 # ---- cached models and scored data ----------------------------------------------------

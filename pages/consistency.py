@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cmkt.models import GUARANTEES
 from cmkt.runs import read_metrics
-from dashboard.state import default_pair, list_entries, with_checkpoint
+from dashboard.state import default_set, list_entries, model_rank, with_checkpoint
 from dashboard.tables import show_metrics_table
 from dashboard.tradeoff import show_tradeoff
 from dashboard.widgets import pick_data, pick_entries
@@ -13,20 +14,24 @@ from dashboard.widgets import pick_data, pick_entries
 st.title("Consistency")
 st.caption("Does mastery behave like mastery? Each row is a metric of DESIGN.md (rates with their "
            "counts), each column a checkpoint scored on the chosen data. A cumulative model has "
-           "zero violations by construction; the original model is the baseline to beat on the "
-           "correlations.")
+           "zero violations by construction; the original model and the classic baselines (DKT, BKT, "
+           "PFA, measured in the same harness) are what it is judged against.")
 
 entries = with_checkpoint(list_entries())
 if len(entries) == 0:
     st.info("No checkpoints yet: train a run on the Train page or upload one on the Runs page.")
     st.stop()
 
-chosen = pick_entries(entries, "con_pick", default_pair(entries),
-                      label="Checkpoints (by default the newest original / cumulative pair)")
+chosen = pick_entries(entries, "con_pick", default_set(entries),
+                      label="Checkpoints (by default every model kind's newest run on the same data)")
 if not chosen:
     st.info("Pick at least one checkpoint.")
     st.stop()
-chosen = sorted(chosen, key=lambda e: e.mode != "original")     # the original model first
+chosen = sorted(chosen, key=model_rank)     # original, cumulative, dkt, bkt, pfa
+kinds = [m for m in dict.fromkeys(e.mode for e in chosen) if m in GUARANTEES]
+if kinds:
+    st.caption("What each model guarantees of its mastery:  \n" + "  \n".join(
+        f"**{m}**: {GUARANTEES[m]}." for m in kinds))
 data, split = pick_data(chosen[0].data, "con_data")
 live = [e for e in chosen if e.active]
 

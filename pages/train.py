@@ -10,6 +10,7 @@ import streamlit as st
 from cmkt.datasource import parse_sim_spec
 from cmkt.errors import CmktError
 from cmkt.jobs import cancel_run, list_runs, run_info, start_run
+from cmkt.baselines import BASELINE_PRESETS
 from cmkt.presets import PRESET_HELP, PRESETS
 from cmkt.runs import ACTIVE, read_config, read_metrics
 from dashboard.charts import epoch_table, training_curves
@@ -103,13 +104,23 @@ with st.container(border=True):
                                             key="tr_path").strip()
             else:
                 path_choice = pick
-        mode = st.radio("Model", ["cumulative", "original", "both"], horizontal=True, key="tr_mode",
+        mode = st.radio("Model", ["cumulative", "original", "both", "dkt", "bkt", "pfa"], horizontal=True,
+                        key="tr_mode",
                         format_func={"cumulative": "cumulative", "original": "original",
-                                     "both": "both, as a pair for comparison"}.get)
+                                     "both": "both, as a pair for comparison", "dkt": "DKT (LSTM)",
+                                     "bkt": "BKT", "pfa": "PFA"}.get)
+        if mode in BASELINE_PRESETS:
+            st.caption({"dkt": "DKT: an LSTM over the same tokens; its mastery is its per-skill output.",
+                        "bkt": "BKT: Bayesian Knowledge Tracing per skill, fitted by EM in one go (epochs "
+                               "and sizes do not apply).",
+                        "pfa": "PFA: logistic regression on per-skill success and failure counts, fitted "
+                               "in one go (epochs and sizes do not apply)."}[mode])
     with c2:
         p1, p2 = st.columns(2)
         preset = p1.selectbox("Preset", list(PRESETS), key="tr_preset")
-        epochs = p2.number_input("Epochs", 1, 1000, int(PRESETS[preset]["epochs"]), key=f"tr_epochs_{preset}")
+        own = BASELINE_PRESETS.get(mode, {}).get(preset, {})
+        epochs = p2.number_input("Epochs", 1, 1000, int(own.get("epochs", PRESETS[preset]["epochs"])),
+                                 key=f"tr_epochs_{preset}" + (f"_{mode}" if mode in BASELINE_PRESETS else ""))
         st.caption(PRESET_HELP.get(preset, ""))
         p3, p4 = st.columns(2)
         seed = p3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")

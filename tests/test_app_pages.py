@@ -231,7 +231,9 @@ def test_consistency_table(dash_app):
     no_exception(at)
     df = at.table[0].value
     cols = [c for c in df.columns if c != "what it measures"]
-    assert cols == ["demo-original (original)", "demo-cumulative (cumulative)"]
+    # by default every model kind's newest run on the same data: the pair, then the baselines
+    assert cols == ["demo-original (original)", "demo-cumulative (cumulative)", "demo-dkt (dkt)",
+                    "demo-bkt (bkt)", "demo-pfa (pfa)"]
     for k in VIOLATION_KEYS:
         assert df.loc[k, "demo-cumulative (cumulative)"] == 0
     assert df.loc["students_with_violation", "demo-original (original)"] > 0
