@@ -35,7 +35,7 @@ DATASETS = {
     "assist2015": ("standard", {}, 16),
     "sim": ("standard", {}, None),
 }
-MODES = ("original", "cumulative")
+MODES = ("original", "cumulative", "dkt", "bkt", "pfa")   # the two GainAKT2 modes and the baselines
 
 # Published test AUC on exactly these splits (../shared/data/README.md).
 PUBLISHED = {
@@ -159,7 +159,11 @@ def report(res: dict) -> str:
     info, rows = res["machine"], res["rows"]
     lines = [f"Measured {info['date']} on {machine_line(info)}.",
              f"Command: `{res['command']}` (total wall time {res['wall_seconds'] / 60:.1f} min, "
-             f"{res['device']}).", ""]
+             f"{res['device']})."]
+    for m in res.get("merged", []):
+        lines.append(f"Merged with `{m['command']}`, measured {m['machine']['date']} on "
+                     f"{machine_line(m['machine'])}.")
+    lines.append("")
     head = ["data set", "model", "test AUC", "accuracy", "monotonicity viol.", "negative gains",
             "bounds viol.", "students w/ viol.", "mastery-perf r", "gain-perf r", "mastery AUC",
             "mastery r ÷ prediction r", "saturation", "mastery recovery r", "parameters", "train s", "preset"]
@@ -198,9 +202,10 @@ def report(res: dict) -> str:
             continue
         pub_rows.append([ds, f"{pub['DKT']:.3f}", f"{pub['DKVMN']:.3f}",
                          fmt((by.get((ds, "original")) or {}).get("test_auc")),
-                         fmt((by.get((ds, "cumulative")) or {}).get("test_auc"))])
+                         fmt((by.get((ds, "cumulative")) or {}).get("test_auc")),
+                         *[fmt((by.get((ds, k)) or {}).get("test_auc")) for k in ("dkt", "bkt", "pfa")]])
     lines.append(md_table(["data set", "DKT (DKVMN paper)", "DKVMN (DKVMN paper)", "cmkt original",
-                           "cmkt cumulative"], pub_rows))
+                           "cmkt cumulative", "cmkt dkt", "cmkt bkt", "cmkt pfa"], pub_rows))
     counting = res.get("counting") or {}
     if counting:
         from cmkt.counting import COUNTING_LABELS
@@ -232,7 +237,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--datasets", default=",".join(DATASETS),
                    help=f"comma-separated subset of {', '.join(DATASETS)} (default: all)")
-    p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of original, cumulative")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES) + " (default: all)")
     p.add_argument("--preset", default=None, help="one preset for every data set "
                    "(default: each data set's own, see DATASETS in this script)")
     p.add_argument("--epochs", type=int, default=None, help="override the epoch count")
@@ -248,13 +253,24 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny smoke run: 1 epoch of a tiny model "
                    f"({QUICK_SIM} unless --datasets says otherwise)")
     p.add_argument("--no-counting", action="store_true", help="skip the counting models (PFA, monotone counting)")
+    p.add_argument("--merge", metavar="RESULTS_JSON", action="append", default=[],
+                   help="with --report: add the rows of another run's results.json (e.g. the same "
+                        "command run for other --modes)")
     p.add_argument("--report", metavar="RESULTS_JSON", help="train nothing: re-render the tables of an "
                    "earlier run's results.json (with --update-docs: into docs/RESULTS.md)")
     a = p.parse_args(argv)
 
     if a.report:
         import json
-        text = report(json.loads(Path(a.report).read_text()))
+        res = json.loads(Path(a.report).read_text())
+        for extra in a.merge:
+            more = json.loads(Path(extra).read_text())
+            res["rows"] += more["rows"]
+            res["wall_seconds"] = res.get("wall_seconds", 0) + more.get("wall_seconds", 0)
+            res["merged"] = res.get("merged", []) + [{"command": more["command"], "machine": more["machine"]}]
+        order = {(n, m): i for i, (n, m) in enumerate((n, m) for n in DATASETS for m in MODES)}
+        res["rows"].sort(key=lambda r: order.get((r["dataset"], r["mode"]), 99))
+        text = report(res)
         print(text)
         if a.update_docs:
             update_doc_section("results", text)
@@ -268,7 +284,7 @@ def main(argv=None) -> int:
         p.error(f"unknown data set(s) {bad}; choose from {', '.join(DATASETS)}")
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
     if any(m not in MODES for m in modes):
-        p.error("--modes takes original and/or cumulative")
+        p.error("--modes takes " + ", ".join(MODES))
     extra = {}
     for item in a.set:
         k, eq, v = item.partition("=")
