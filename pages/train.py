@@ -126,12 +126,13 @@ with st.container(border=True):
         seed = p3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
         device = p4.selectbox("Device", ["auto", "cpu", "cuda"], key="tr_device")
         p5, p6 = st.columns(2)
-        predictor = p5.selectbox("Predictor", ["mastery", "mlp"], key="tr_predictor",
+        gainakt2 = mode not in BASELINE_PRESETS          # predictor settings are GainAKT2's
+        predictor = p5.selectbox("Predictor", ["mastery", "mlp"], key="tr_predictor", disabled=not gainakt2,
                                  help="mastery: P(correct) = mastery + difficulty + a momentary part from the "
                                       "recent answers, so every prediction is explained by mastery; mlp: the "
                                       "first release's predictor (mastery is a side output)")
         bound = p6.selectbox("momentary_bound", ["unbounded", "0", "0.5", "1", "2", "4"], key="tr_bound",
-                             disabled=predictor != "mastery",
+                             disabled=predictor != "mastery" or not gainakt2,
                              help="the most (in logit units) the recent answers may add to mastery + "
                                   "difficulty: 0 makes the prediction a function of mastery alone")
         overrides_text = st.text_area("Overrides (one KEY=VALUE per line)", key="tr_overrides", height=90,
@@ -143,9 +144,9 @@ with st.container(border=True):
 if start:
     try:
         overrides = parse_overrides(overrides_text)
-        if predictor == "mlp":
+        if gainakt2 and predictor == "mlp":
             overrides.setdefault("predictor", "mlp")
-        else:
+        elif gainakt2:
             overrides.setdefault("momentary_bound", "inf" if bound == "unbounded" else bound)
         if source == "sim":
             spec = "sim" if (students, skills) == (300, 12) else f"sim:students={students},skills={skills}"
