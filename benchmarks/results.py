@@ -101,9 +101,23 @@ def data_spec(name: str, data_root: Path, quick: bool) -> str:
     return str(path)
 
 
+def settings_for(mode: str, overrides: dict) -> dict:
+    """The overrides a model kind takes: the GainAKT2 sizes (d_model, ...) do not apply to the
+    baselines, which have their own settings."""
+    from dataclasses import fields
+    from cmkt.config import TrainConfig
+    from cmkt.models import config_fields, kind_of_mode
+    kind = kind_of_mode(mode)
+    if kind == "gainakt2":
+        return dict(overrides)
+    known = set(config_fields(kind)) | {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in overrides.items() if k in known}
+
+
 def run_one(name: str, mode: str, spec: str, preset: str, overrides: dict, epochs, seed: int,
             runs_dir: Path, device: str) -> dict:
     from cmkt.runs import create_run, execute_run
+    overrides = settings_for(mode, overrides)
     t0 = time.perf_counter()
     run = create_run(runs_dir, data=spec, mode=mode, preset=preset, epochs=epochs,
                      overrides=overrides, seed=seed, device=device)

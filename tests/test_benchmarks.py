@@ -18,8 +18,10 @@ def test_results_quick(tmp_path):
     run_script("results.py", "--quick", "--out", tmp_path)
     res = json.loads((tmp_path / "results.json").read_text())
     rows = {r["mode"]: r for r in res["rows"]}
-    assert set(rows) == {"original", "cumulative"}
+    assert set(rows) == {"original", "cumulative", "dkt", "bkt", "pfa"}     # every model kind
     assert all(r["status"] == "ok" for r in rows.values())
+    for kind in ("dkt", "bkt", "pfa"):                                       # the baselines wobble or fall
+        assert 0 <= rows[kind]["test_auc"] <= 1 and rows[kind]["mastery_auc"] is not None
     cum = rows["cumulative"]
     for key in ("monotonicity_violation_rate", "negative_gain_rate", "bounds_violation_rate",
                 "students_with_violation"):
