@@ -2,8 +2,6 @@
 Causality, BKT against a hand-worked reference and known parameters, PFA against scikit-learn,
 checkpoints (round trip, refusals), chained windows, and the CLI on tiny simulated data."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from cmkt.errors import CheckpointError
 from cmkt.metrics import compute_metrics
 from cmkt.scoring import score
 from cmkt.sim import simulate
+from test_training import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SIM = "sim:students=80,skills=5"
@@ -303,14 +302,6 @@ def test_presets_size_each_kind_and_refuse_foreign_settings():
 
 
 # ---- command line ---------------------------------------------------------------------------
-
-def cli(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "cmkt", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"cmkt {args} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
-
 
 EXTRA = {"dkt": ["--epochs", "2", "--set", "hidden=16", "--set", "emb=8", "--set", "max_len=40"],
          "bkt": ["--set", "max_len=40"], "pfa": []}
