@@ -19,7 +19,6 @@ from cmkt.scoring import score
 from cmkt.sim import simulate
 from test_training import cli
 
-REPO = Path(__file__).resolve().parents[1]
 SIM = "sim:students=80,skills=5"
 
 
