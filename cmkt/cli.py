@@ -201,6 +201,14 @@ def cmd_simulate(a):
 
 
 def cmd_train(a):
+    from . import distributed
+    if distributed.world_size() > 1:                   # under torchrun
+        return distributed.train_distributed(a, _cmd_train)
+    return _cmd_train(a)
+
+
+def _cmd_train(a):
+    from . import distributed
     from .jobs import launch, runs_dir_default
     from .runs import create_run, execute_run, read_config
     if a.resume:
@@ -218,6 +226,7 @@ def cmd_train(a):
         except ValueError as e:
             raise CmktError(str(e)) from None
         epochs = read_config(run_dir)["train"]["epochs"]
+    distributed.share_run_dir(run_dir)              # torchrun: the other ranks train this folder
     if a.background:
         launch(run_dir)
         print(run_dir)

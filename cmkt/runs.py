@@ -224,6 +224,10 @@ def execute_run(run_dir, echo: TrainCallbacks | None = None) -> dict:
     """Run (or continue) a prepared run folder in this process. Returns results.json's content.
     Raises Cancelled when cancelled, CmktError on bad input; status.json says which."""
     run_dir = Path(run_dir)
+    from . import distributed
+    if not distributed.is_main():          # torchrun: the other ranks train in step, write nothing
+        distributed.execute_worker(run_dir)
+        return {}
     cfg = read_config(run_dir)
     old = read_json(run_dir / STATUS, {}) or {}
     if old.get("state") == "finished":
