@@ -54,7 +54,8 @@ def read_checkpoint(path) -> tuple[dict, dict, dict]:
         raise CheckpointError(path, f"the file is {size / 2**20:.0f} MB, over the {MAX_CHECKPOINT_BYTES // 2**20} MB limit")
     with open(path, "rb") as f:
         head = f.read(16)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    is_safetensors = head[8:9] == b"{"         # u64 header length, then the JSON header
+    if not is_safetensors and (head[:2] == b"PK" or head[:1] == b"\x80"):
         return _read_torch(path)
     try:
         from safetensors import safe_open
