@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import distributed
+from . import accel, distributed
 from .config import TrainConfig
 from .data.batching import chained_windows
 from .datasource import DataSplits
@@ -151,7 +151,9 @@ class Trainer:
         for b, idx in enumerate(groups):
             if distributed.any_flag(self.callbacks.should_stop()):
                 raise Cancelled()
-            wb = distributed.forward_batch(self.model, self.data.train, cw, idx, carry, self.device)
+            with accel.autocast(self.device, self.cfg.amp):
+                wb = distributed.forward_batch(self.model, self.data.train, cw, idx, carry, self.device)
+            wb = accel.float_outputs(wb)
             losses = compute_losses(wb.out, wb.skills, wb.responses, wb.kept, self.weights,
                                     self.model_cfg.gain_scale, self.cfg.mastery_hinge, self.cfg.mastery_loss)
             if not torch.isfinite(losses["total"]):
