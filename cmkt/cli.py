@@ -32,12 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_help = ("'sim' (built-in simulated students), a data file (three-line, pyKT or long CSV), "
                  "or a folder with train.csv / test.csv")
 
-    s = sub.add_parser("simulate", help="write simulated students (with their true mastery) as a long CSV")
+    s = sub.add_parser("simulate", help="write simulated students (with their true mastery) as a long CSV or Parquet file")
     s.add_argument("--students", type=int, default=300, help="number of students (default 300)")
     s.add_argument("--skills", type=int, default=12, help="number of skills (default 12)")
     s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data")
     s.add_argument("--split", choices=("train", "test"), default="train", help="which cohort of students")
-    s.add_argument("--out", required=True, help="CSV file to write")
+    s.add_argument("--out", required=True, help="file to write: .parquet for Parquet, CSV otherwise")
 
     t = sub.add_parser("train", help="train a model; prints the run folder",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -189,14 +189,16 @@ class ConsoleProgress:
 
 
 def cmd_simulate(a):
-    from .sim import SimConfig, simulate, write_long_csv
+    from .sim import SimConfig, write_simulated
     try:
-        ds = simulate(SimConfig(students=a.students, skills=a.skills, seed=a.seed), split=a.split)
+        cfg = SimConfig(students=a.students, skills=a.skills, seed=a.seed)
+        if cfg.students < 1 or cfg.skills < 1:
+            raise ValueError("simulate needs students >= 1, skills >= 1 and 1 <= min_len <= max_len")
+        _, n = write_simulated(cfg, a.split, a.out)       # .parquet: Parquet, else CSV
     except ValueError as e:
         raise CmktError(str(e)) from None
-    write_long_csv(ds, a.out)
     print(a.out)
-    print(f"{len(ds)} students, {ds.n_interactions} interactions, {ds.num_skills} skills", file=sys.stderr)
+    print(f"{a.students} students, {n} interactions, {a.skills} skills", file=sys.stderr)
     return 0
 
 
