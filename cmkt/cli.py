@@ -76,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", metavar="RUN")
     e.add_argument("--data", required=True, help=data_help)
     e.add_argument("--split", choices=("test", "valid", "train"), default=None)
-    e.add_argument("--student", default=None, help="only this student id")
-    e.add_argument("--out", required=True, help="CSV file to write")
+    who_e = e.add_mutually_exclusive_group()
+    who_e.add_argument("--student", default=None, help="only this student id")
+    who_e.add_argument("--all", action="store_true", help="every student, scored and written in chunks "
+                       "(memory bounded by the chunk; .parquet or .csv)")
+    e.add_argument("--chunk", type=int, default=2048, help="students per chunk with --all (default 2048)")
+    e.add_argument("--out", required=True, help="file to write (CSV; with --all also .parquet)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of one student (or the class)")
     r.add_argument("checkpoint", metavar="RUN")
@@ -325,6 +329,14 @@ def cmd_compare(a):
 
 
 def cmd_export(a):
+    if a.all:
+        from .export import export_all
+        if a.chunk < 1:
+            raise CmktError(f"--chunk {a.chunk}: needs at least 1 student")
+        done = export_all(a.checkpoint, a.data, a.split, a.out, a.chunk)
+        print(a.out)
+        print(f"{done['rows']} rows, {done['students']} students, {done['chunks']} chunks", file=sys.stderr)
+        return 0
     from .evaluate import score_checkpoint, trajectory_frame
     from .io import atomic_target
     scored = score_checkpoint(a.checkpoint, a.data, a.split)
