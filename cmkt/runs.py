@@ -26,6 +26,7 @@ from .errors import CmktError
 from .io import read_json, read_jsonl, write_json_atomic, write_text_atomic, atomic_target
 from .model import ModelConfig, count_parameters
 from .config import TrainConfig
+from .threads import share_cores
 from .trainer import Cancelled, TrainCallbacks, Trainer
 
 CONFIG, STATUS, METRICS, RESULTS, RESUME, CANCEL, LOG = (
@@ -183,6 +184,7 @@ class RunFolderCallbacks(TrainCallbacks):
 
     def on_epoch(self, record, is_best):
         trainer = self.trainer_ref[0]
+        share_cores(self.run_dir, trainer.cfg.num_threads)
         # order: resume state first (it holds the history and the best weights), then the
         # files derived from it, so a kill between two writes loses nothing
         save_resume(self.run_dir, trainer)
@@ -260,6 +262,7 @@ def execute_run(run_dir, echo: TrainCallbacks | None = None) -> dict:
                            "n_test_students": len(data.test) if data.test is not None else 0}
             write_json_atomic(run_dir / CONFIG, cfg)
         trainer = Trainer(model_cfg, train_cfg, data, callbacks)
+        share_cores(run_dir, train_cfg.num_threads)          # runs side by side share the cores
         if (run_dir / RESUME).exists():
             trainer.load_state_dict(torch.load(str(run_dir / RESUME), map_location="cpu", weights_only=True))
             _write_history(run_dir, trainer.history)
