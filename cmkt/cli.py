@@ -33,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_help = ("'sim' (built-in simulated students), a data file (three-line, pyKT or long CSV), "
                  "or a folder with train.csv / test.csv")
 
-    s = sub.add_parser("simulate", help="write simulated students (with their true mastery) as a long CSV")
+    s = sub.add_parser("simulate", help="write simulated students (with their true mastery) as a long CSV or Parquet file")
     s.add_argument("--students", type=int, default=300, help="number of students (default 300)")
     s.add_argument("--skills", type=int, default=12, help="number of skills (default 12)")
     s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data")
     s.add_argument("--split", choices=("train", "test"), default="train", help="which cohort of students")
-    s.add_argument("--out", required=True, help="CSV file to write")
+    s.add_argument("--out", required=True, help="file to write: .parquet for Parquet, CSV otherwise")
 
     t = sub.add_parser("train", help="train a model; prints the run folder",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,8 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", metavar="RUN")
     e.add_argument("--data", required=True, help=data_help)
     e.add_argument("--split", choices=("test", "valid", "train"), default=None)
-    e.add_argument("--student", default=None, help="only this student id")
-    e.add_argument("--out", required=True, help="CSV file to write")
+    who_e = e.add_mutually_exclusive_group()
+    who_e.add_argument("--student", default=None, help="only this student id")
+    who_e.add_argument("--all", action="store_true", help="every student, scored and written in chunks "
+                       "(memory bounded by the chunk; .parquet or .csv)")
+    e.add_argument("--chunk", type=int, default=2048, help="students per chunk with --all (default 2048)")
+    e.add_argument("--out", required=True, help="file to write (CSV; with --all also .parquet)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of one student (or the class)")
     r.add_argument("checkpoint", metavar="RUN")
@@ -200,18 +204,28 @@ class ConsoleProgress:
 
 
 def cmd_simulate(a):
-    from .sim import SimConfig, simulate, write_long_csv
+    from .sim import SimConfig, write_simulated
     try:
-        ds = simulate(SimConfig(students=a.students, skills=a.skills, seed=a.seed), split=a.split)
+        cfg = SimConfig(students=a.students, skills=a.skills, seed=a.seed)
+        if cfg.students < 1 or cfg.skills < 1:
+            raise ValueError("simulate needs students >= 1, skills >= 1 and 1 <= min_len <= max_len")
+        _, n = write_simulated(cfg, a.split, a.out)       # .parquet: Parquet, else CSV
     except ValueError as e:
         raise CmktError(str(e)) from None
-    write_long_csv(ds, a.out)
     print(a.out)
-    print(f"{len(ds)} students, {ds.n_interactions} interactions, {ds.num_skills} skills", file=sys.stderr)
+    print(f"{a.students} students, {n} interactions, {a.skills} skills", file=sys.stderr)
     return 0
 
 
 def cmd_train(a):
+    from . import distributed
+    if distributed.world_size() > 1:                   # under torchrun
+        return distributed.train_distributed(a, _cmd_train)
+    return _cmd_train(a)
+
+
+def _cmd_train(a):
+    from . import distributed
     from .jobs import launch, runs_dir_default
     from .runs import create_run, execute_run, read_config
     if a.resume:
@@ -229,6 +243,7 @@ def cmd_train(a):
         except ValueError as e:
             raise CmktError(str(e)) from None
         epochs = read_config(run_dir)["train"]["epochs"]
+    distributed.share_run_dir(run_dir)              # torchrun: the other ranks train this folder
     if a.background:
         launch(run_dir)
         print(run_dir)
@@ -325,6 +340,14 @@ def cmd_compare(a):
 
 
 def cmd_export(a):
+    if a.all:
+        from .export import export_all
+        if a.chunk < 1:
+            raise CmktError(f"--chunk {a.chunk}: needs at least 1 student")
+        done = export_all(a.checkpoint, a.data, a.split, a.out, a.chunk)
+        print(a.out)
+        print(f"{done['rows']} rows, {done['students']} students, {done['chunks']} chunks", file=sys.stderr)
+        return 0
     from .evaluate import score_checkpoint, trajectory_frame
     from .io import atomic_target
     scored = score_checkpoint(a.checkpoint, a.data, a.split)

@@ -28,6 +28,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int = 0              # 0: all cores
+    amp: str = "auto"                 # bfloat16 autocast: auto (on CUDA), bf16, off (cmkt/accel.py)
     sim_students: int = 300
     sim_skills: int = 12
     eval_batch_size: int = 128
@@ -49,6 +50,7 @@ class TrainConfig:
     def __post_init__(self):
         _check_choice("mastery_hinge", self.mastery_hinge, ("level", "gap"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        _check_choice("amp", self.amp, ("auto", "bf16", "off"))
         _check_number("epochs", self.epochs, lo=1, hi=100_000, integer=True)
         _check_number("batch_size", self.batch_size, lo=1, hi=1_000_000, integer=True)
         _check_number("eval_batch_size", self.eval_batch_size, lo=1, hi=1_000_000, integer=True)

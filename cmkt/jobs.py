@@ -68,13 +68,21 @@ def launch(run_dir) -> int:
     env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("CMKT_PROGRESS", None)
     with open(run_dir / LOG, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cmkt", "train", "--resume", str(run_dir)],
+        proc = subprocess.Popen(launch_command(run_dir),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env, cwd=os.getcwd())
     write_json_atomic(run_dir / "launcher.json", {"pid": proc.pid, "proc_start": proc_start_time(proc.pid),
                                                   "launched": now_iso()})
     _reap_later(proc)
     return proc.pid
+
+
+def launch_command(run_dir) -> list[str]:
+    """`cmkt train --resume RUN`, through torchrun with one process per GPU when the run's
+    device is auto/cuda and the machine has several GPUs (cmkt.distributed.train_command)."""
+    from .distributed import train_command
+    device = ((read_json(Path(run_dir) / CONFIG, {}) or {}).get("train") or {}).get("device", "auto")
+    return train_command(run_dir, device, python=sys.executable)
 
 
 def _reap_later(proc: subprocess.Popen):

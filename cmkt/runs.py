@@ -27,6 +27,7 @@ from .io import read_json, read_jsonl, write_json_atomic, write_text_atomic, ato
 from .model import count_parameters
 from .models import config_from_dict, config_to_dict, kind_of
 from .config import TrainConfig
+from .threads import share_cores
 from .trainer import Cancelled, TrainCallbacks, Trainer, make_trainer
 
 CONFIG, STATUS, METRICS, RESULTS, RESUME, CANCEL, LOG = (
@@ -184,6 +185,7 @@ class RunFolderCallbacks(TrainCallbacks):
 
     def on_epoch(self, record, is_best):
         trainer = self.trainer_ref[0]
+        share_cores(self.run_dir, trainer.cfg.num_threads)
         # order: resume state first (it holds the history and the best weights), then the
         # files derived from it, so a kill between two writes loses nothing
         save_resume(self.run_dir, trainer)
@@ -226,6 +228,10 @@ def execute_run(run_dir, echo: TrainCallbacks | None = None) -> dict:
     """Run (or continue) a prepared run folder in this process. Returns results.json's content.
     Raises Cancelled when cancelled, CmktError on bad input; status.json says which."""
     run_dir = Path(run_dir)
+    from . import distributed
+    if not distributed.is_main():          # torchrun: the other ranks train in step, write nothing
+        distributed.execute_worker(run_dir)
+        return {}
     cfg = read_config(run_dir)
     old = read_json(run_dir / STATUS, {}) or {}
     if old.get("state") == "finished":
@@ -258,6 +264,7 @@ def execute_run(run_dir, echo: TrainCallbacks | None = None) -> dict:
                            "n_test_students": len(data.test) if data.test is not None else 0}
             write_json_atomic(run_dir / CONFIG, cfg)
         trainer = make_trainer(model_cfg, train_cfg, data, callbacks)
+        share_cores(run_dir, train_cfg.num_threads)          # runs side by side share the cores
         if (run_dir / RESUME).exists():
             trainer.load_state_dict(torch.load(str(run_dir / RESUME), map_location="cpu", weights_only=True))
             _write_history(run_dir, trainer.history)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import accel, distributed
 from .config import TrainConfig
 from .data.batching import chained_windows
 from .datasource import DataSplits
@@ -16,7 +17,7 @@ from .errors import CmktError
 from .metrics import compute_metrics
 from .model import LOSS_NAMES, compute_losses
 from .models import build_model, spec_of
-from .scoring import Trajectories, forward_windows, score
+from .scoring import Trajectories, score
 
 
 class Cancelled(Exception):
@@ -96,7 +97,7 @@ class Trainer:
         """model_cfg: the config of any kind trained by gradient (cmkt.models: GainAKT2, DKT)."""
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
         self.callbacks = callbacks or TrainCallbacks()
-        self.device = pick_device(train_cfg.device)
+        self.device = distributed.local_device(pick_device(train_cfg.device))
         set_threads(train_cfg.num_threads)
         torch.manual_seed(train_cfg.seed)
         self.model = build_model(model_cfg).to(self.device)
@@ -156,9 +157,11 @@ class Trainer:
         sums = {k: 0.0 for k in ("total", "bce", *LOSS_NAMES)}
         n = 0
         for b, idx in enumerate(groups):
-            if self.callbacks.should_stop():
+            if distributed.any_flag(self.callbacks.should_stop()):
                 raise Cancelled()
-            wb = forward_windows(self.model, self.data.train, cw, idx, carry, self.device)
+            with accel.autocast(self.device, self.cfg.amp):
+                wb = distributed.forward_batch(self.model, self.data.train, cw, idx, carry, self.device)
+            wb = accel.float_outputs(wb)
             losses = compute_losses(wb.out, wb.skills, wb.responses, wb.kept, self.weights,
                                     getattr(self.model_cfg, "gain_scale", 0.1), self.cfg.mastery_hinge, self.cfg.mastery_loss)
             if not torch.isfinite(losses["total"]):
@@ -166,6 +169,7 @@ class Trainer:
                                f"{float(losses['total'].detach())} (try a lower lr)")
             self.opt.zero_grad(set_to_none=True)
             losses["total"].backward()
+            distributed.sync_grads(self.model)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.opt.step()
             for k in sums:
@@ -180,9 +184,9 @@ class Trainer:
             t0 = time.perf_counter()
             rec = {"epoch": epoch}
             rec.update(self.train_epoch(epoch))
-            if self.callbacks.should_stop():
+            if distributed.any_flag(self.callbacks.should_stop()):
                 raise Cancelled()
-            val = self.evaluate(self.model, self.data.valid)
+            val = distributed.on_main(lambda: self.evaluate(self.model, self.data.valid))
             if val.get("n_nonfinite"):
                 raise Diverged(f"training diverged at epoch {epoch}: {val['n_nonfinite']} validation "
                                "predictions, masteries or gains are not finite numbers (try a lower lr)")

@@ -73,6 +73,10 @@ def _record_lines(text: str, header_line: int, n_records: int, sep: str) -> np.n
 
 def _parse_long(path) -> _LongParsed:
     p = _check_file(path)
+    from cmkt.data.columnar import parse_long_csv_fast
+    fast = parse_long_csv_fast(p)           # large clean files: pyarrow.csv, columnar
+    if fast is not None:
+        return fast
     text = _read_text(p)
     header_line, first = next(((k + 1, ln) for k, ln in enumerate(text.split("\n", 1000)[:1000])
                                if ln.strip()), (1, ""))

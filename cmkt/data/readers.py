@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cmkt.data._common import _COUNT_LINE, MAX_SKILL_ID, _check_file, _decode, _read_text, _show
 from cmkt.data.dataset import KTDataset
+from cmkt.data.columnar import is_parquet, read_parquet
 from cmkt.data.longlog import _build_long, _long_labels, _parse_long, read_long
 from cmkt.data.pykt import read_pykt
 from cmkt.data.threeline import read_three_line
@@ -34,7 +35,7 @@ __all__ = [
     "MAX_SKILL_ID",
 ]
 
-FORMATS = ("three_line", "pykt", "long")
+FORMATS = ("three_line", "pykt", "long", "parquet")
 
 
 # --------------------------------------------------------------------------- skill names
@@ -81,8 +82,10 @@ def _apply_names(ds: KTDataset, names: dict[str, str], names_path, strict: bool 
 # --------------------------------------------------------------------------- detection
 
 def detect_format(path) -> str:
-    """Sniff the first non-blank line: 'three_line', 'pykt' or 'long'."""
+    """'parquet' by its magic bytes, else sniff the first non-blank line: 'three_line', 'pykt' or 'long'."""
     p = _check_file(path)
+    if is_parquet(p):
+        return "parquet"
     chunks = []
     try:
         with open(p, "rb") as f:
@@ -116,7 +119,7 @@ def detect_format(path) -> str:
                        "(three-line format) nor a CSV header", lineno)
 
 
-_READERS = {"three_line": read_three_line, "pykt": read_pykt, "long": read_long}
+_READERS = {"three_line": read_three_line, "pykt": read_pykt, "long": read_long, "parquet": read_parquet}
 
 
 def read_data(path, skill_vocab=None, skill_names_path=None) -> KTDataset:
