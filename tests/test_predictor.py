@@ -214,3 +214,15 @@ def test_chained_windows_keep_every_step_once():
     pos[order] = np.arange(len(order))
     cont = np.nonzero(cw.continues)[0]
     assert (pos[cont] > pos[cont - 1]).all()          # every window after the one it continues
+
+
+def test_mastery_is_float32_under_bf16_autocast():
+    """Mixed precision never touches the guarantees: mastery and gains are computed in float32."""
+    model = model_of(num_skills=6, max_len=40, **VARIANTS["mastery-gap-readout"]).train()
+    s, r = torch.randint(0, 6, (3, 40)), torch.randint(0, 2, (3, 40))
+    start, keep = torch.rand(3, 6), torch.tensor([0, 5, 10])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(s, r, start=start, keep_from=keep)
+    assert out.mastery.dtype == torch.float32 and out.gains.dtype == torch.float32
+    assert bool((out.gains >= 0).all()) and bool((out.mastery <= 1).all())
+    assert bool((out.mastery[:, 1:] >= out.mastery[:, :-1] - 1e-6).all())

@@ -190,16 +190,19 @@ class GainAKT2(nn.Module):
             m0, first = self._start_mastery(ctx), torch.zeros(B, dtype=torch.long, device=skills.device)
             if cfg.base == "context":
                 first = first + 1                                          # step 1 made the base
-            if keep_from is not None:
-                chained = keep_from > 0
-                if start is not None:
-                    m0 = torch.where(chained[:, None], start.to(m0.dtype), m0)
-                first = torch.where(chained, keep_from, first)
-            live = (pos[None, :] >= first[:, None]).unsqueeze(-1)          # (B, T, 1) gains that count
-            gains = F.relu(raw_gain) * live
-            if cfg.accumulation == "gap":
-                gains = gap_gains(m0, gains, cfg.gain_scale)
-            mastery = cumulative_mastery(m0.unsqueeze(1), gains, cfg.gain_scale)  # (B, T, C)
+            # the guarantees are computed in float32, also under mixed-precision autocast
+            with torch.autocast(skills.device.type, enabled=False):
+                m0, raw_gain = m0.float(), raw_gain.float()
+                if keep_from is not None:
+                    chained = keep_from > 0
+                    if start is not None:
+                        m0 = torch.where(chained[:, None], start.float(), m0)
+                    first = torch.where(chained, keep_from, first)
+                live = (pos[None, :] >= first[:, None]).unsqueeze(-1)      # (B, T, 1) gains that count
+                gains = F.relu(raw_gain) * live
+                if cfg.accumulation == "gap":
+                    gains = gap_gains(m0, gains, cfg.gain_scale)
+                mastery = cumulative_mastery(m0.unsqueeze(1), gains, cfg.gain_scale)  # (B, T, C)
 
         if cfg.predictor == "mlp":
             return GainAKT2Output(logits=streams, mastery=mastery, gains=gains, start=m0)
