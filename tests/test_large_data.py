@@ -77,12 +77,6 @@ def test_truncated_parquet_is_a_data_error(tmp_path):
         read_data(tmp_path / "t.parquet")
 
 
-def _fast_and_slow(path):
-    fast = columnar.parse_long_csv_fast(path, min_bytes=0)
-    assert fast is not None
-    return fast, _parse_long.__wrapped__(path) if hasattr(_parse_long, "__wrapped__") else None
-
-
 @pytest.mark.parametrize("text", [
     "student_id,order,skill_id,correct\nb,2,7,1\na,1,7.0,0\nb,1,3,true\na,2,,1\n",
     "user_id\tskill_name\tcorrect\ttimestamp\nu1\tadd\t1\t5\nu2\tsub\t0\t1\nu1\tsub\tNo\t2\n",
@@ -135,7 +129,6 @@ def test_simulate_command_writes_parquet(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from cmkt.config import build_configs
     from cmkt.runs import create_run, execute_run
     tmp = tmp_path_factory.mktemp("exp")
     run = create_run(tmp, data="sim:students=40,skills=4", epochs=1,
