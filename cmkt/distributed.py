@@ -79,8 +79,14 @@ def init_from_env(device: str = "auto") -> bool:
 
 
 def shutdown() -> None:
+    """Leave the process group together: a rank that tears gloo down while another still talks
+    to it (rank 0 scores the test split after training) can abort the whole job."""
     if _initialized():
-        torch.distributed.destroy_process_group()
+        try:
+            if torch.distributed.get_world_size() > 1:
+                torch.distributed.barrier()
+        finally:
+            torch.distributed.destroy_process_group()
 
 
 def local_device(device: torch.device) -> torch.device:
