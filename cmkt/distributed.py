@@ -232,6 +232,23 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def device_plan(device: str = "auto", gpus: int | None = None) -> str:
+    """In words, where a run with this device setting trains on this machine (what
+    train_command launches)."""
+    gpus = gpu_count() if gpus is None else gpus
+    if device == "cpu":
+        return "Trains on the CPU in one process" + (f" (this machine also has {gpus} GPU{'s' * (gpus != 1)})."
+                                                     if gpus else ".")
+    if gpus > 1:
+        return (f"This machine has {gpus} GPUs: the run trains with one process per GPU ({gpus} processes, "
+                "torchrun, NCCL); each batch is split between them and one process writes the run folder.")
+    if gpus == 1:
+        return "Trains on this machine's GPU in one process."
+    if device == "cuda":
+        return "No GPU is visible on this machine: a run that asks for cuda stops with an error."
+    return "No GPU on this machine: trains on the CPU in one process."
+
+
 def train_command(run_dir, device: str = "auto", python: str | None = None, gpus: int | None = None) -> list[str]:
     """The command that trains (or resumes) a prepared run folder: one process per GPU through
     torchrun when the run may use GPUs and there are several, one plain process otherwise."""

@@ -290,6 +290,20 @@ def test_train_form_errors(dash_app, dash_runs):
     assert not [p for p in dash_runs.iterdir() if p.name != "uploads"]      # nothing started
 
 
+def test_train_page_says_it_uses_every_gpu(dash_app, dash_runs, monkeypatch):
+    """With device auto on a machine with several GPUs the page says the run takes one process per
+    GPU (what cmkt.jobs launches); with device cpu it says one CPU process."""
+    from cmkt import distributed
+    monkeypatch.setattr(distributed, "gpu_count", lambda: 4)
+    at = dash_app("train")
+    no_exception(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "This machine has 4 GPUs" in captions and "4 processes" in captions
+    at.selectbox(key="tr_device").set_value("cpu").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "4 processes" not in captions and "Trains on the CPU in one process" in captions
+
+
 def test_train_bad_upload(dash_app, dash_runs):
     at = dash_app("train")
     at.radio(key="tr_source").set_value("upload").run()

@@ -148,3 +148,12 @@ def test_single_process_is_a_no_op():
     assert distributed.world_size() == 1 and distributed.is_main() and not distributed.active()
     assert distributed.any_flag(True) and not distributed.any_flag(False)
     assert distributed.on_main(lambda: 7) == 7
+
+
+def test_device_plan_says_where_a_run_trains():
+    assert "4 GPUs" in distributed.device_plan("auto", gpus=4) and "4 processes" in distributed.device_plan("auto", gpus=4)
+    assert "torchrun" in distributed.device_plan("cuda", gpus=2)
+    assert "one process" in distributed.device_plan("auto", gpus=1) and "GPU" in distributed.device_plan("auto", gpus=1)
+    assert "CPU" in distributed.device_plan("auto", gpus=0)
+    assert "error" in distributed.device_plan("cuda", gpus=0)
+    assert distributed.device_plan("cpu", gpus=8).startswith("Trains on the CPU in one process")
