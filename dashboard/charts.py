@@ -7,6 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cmkt.classview import skill_quartiles
+
 PALETTE = ["#2f6fdf", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#6c8c1f", "#d81b60", "#00838f",
            "#a0522d", "#5c6bc0", "#c0ca33", "#ef6c00", "#26a69a", "#7e57c2", "#9e9d24", "#ec407a"]
 CORRECT, WRONG = "#1f9d55", "#d62f2f"
@@ -249,18 +251,21 @@ def distribution_figure(final: np.ndarray, practised: np.ndarray, ylab: list, on
                         title: str = "") -> go.Figure:
     """Per skill, the spread of final mastery over students as box plots (quartiles computed
     here, so the browser never receives every value)."""
+    stats = skill_quartiles({"final": final, "attempts": practised}, only_practised)
+    return quartiles_figure(stats, ylab, title)
+
+
+def quartiles_figure(stats: pd.DataFrame, ylab: list, title: str = "") -> go.Figure:
+    """Box plots from precomputed figures (cmkt.classview.skill_quartiles; row k labelled
+    ylab[k]): only a handful of numbers per skill reach the browser, however large the class.
+    Skills with no value are left out."""
     fig = go.Figure()
-    for k, lab in enumerate(ylab):
-        v = final[practised[:, k] > 0, k] if only_practised else final[:, k]
-        v = v[np.isfinite(v)]
-        if v.size == 0:
+    for r, lab in zip(stats.itertuples(index=False), ylab):
+        if not r.n:
             continue
-        q1, med, q3 = np.percentile(v, [25, 50, 75])
-        iqr = q3 - q1
-        lo = float(v[v >= q1 - 1.5 * iqr].min())
-        hi = float(v[v <= q3 + 1.5 * iqr].max())
-        fig.add_trace(go.Box(x=[lab], q1=[q1], median=[med], q3=[q3], lowerfence=[lo], upperfence=[hi],
-                             mean=[float(v.mean())], name=lab, marker_color=PALETTE[0], showlegend=False))
+        fig.add_trace(go.Box(x=[lab], q1=[r.q1], median=[r.median], q3=[r.q3], lowerfence=[r.lowerfence],
+                             upperfence=[r.upperfence], mean=[r.mean], name=lab, marker_color=PALETTE[0],
+                             showlegend=False))
     fig.update_layout(**LAYOUT, title=title, height=420, yaxis_title="final mastery",
                       xaxis=dict(tickangle=-45, type="category"))
     return fig

@@ -32,13 +32,37 @@ def student_csv(key: tuple, _scored, student: str) -> bytes:
     return trajectory_frame(_scored, student).to_csv(index=False).encode()
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=6, show_spinner=False)
 def class_matrices(key: tuple, _scored) -> dict:
     """Per student (rows) and skill (columns): final mastery, attempts and correct answers
-    (cmkt.classview.class_matrices), with the student ids and lengths."""
+    (cmkt.classview.class_matrices), with the student ids and lengths.
+
+    Cached as a resource, not as data: at 100,000 students and 100 skills the matrices weigh
+    about 160 MB, and st.cache_data would pickle a copy of them on every page run. The arrays
+    are shared between sessions, so they are made read-only."""
     traj = _scored.traj
-    return {**classview.class_matrices(traj), "student_ids": list(traj.student_ids),
-            "lengths": np.diff(traj.offsets)}
+    out = {**classview.class_matrices(traj), "student_ids": list(traj.student_ids),
+           "lengths": np.diff(traj.offsets)}
+    for v in out.values():
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
+    return out
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def class_summaries(key: tuple, _scored) -> dict:
+    """What the Class page needs beyond the matrices, once per data set (all vectorised):
+    the skills someone practised, the students from weakest to strongest (the heatmap samples
+    this order), each skill's spread of final mastery and the number of interactions."""
+    cm = class_matrices(key, _scored)
+    return {"used": np.nonzero(cm["attempts"].any(axis=0))[0], "order": classview.student_order(cm),
+            "spread": classview.skill_spread(cm), "interactions": int(cm["lengths"].sum())}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def skill_quartiles(key: tuple, _scored, only_practised: bool) -> pd.DataFrame:
+    """Per skill: box-plot figures of final mastery (cmkt.classview.skill_quartiles)."""
+    return classview.skill_quartiles(class_matrices(key, _scored), only_practised)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

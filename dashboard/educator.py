@@ -67,7 +67,11 @@ def howto_class() -> None:
             "name opens the student on the Students page.\n"
             "- **Mastery** is the model's estimate, from 0 to 1, of how well a skill is known after the "
             "student's last answer. " + LEVEL_LEGEND + "\n"
-            "- **Heatmap and distribution**: every student's final mastery of every skill, and its spread.\n"
+            "- **Heatmap and distribution**: every student's final mastery of every skill, and its spread. "
+            "In a large class the heatmap shows an even sample of the students (weakest to strongest); "
+            "the table and the distribution count every student.\n"
+            "- **Lists** show at most 200 students; **Download all as CSV** gives every student below the "
+            "level on the chosen skill.\n"
             "- **Download class report**: the skills table and the heatmap as one HTML page (works "
             "offline, prints on A4).")
 
@@ -115,11 +119,25 @@ def skills_attention(table: pd.DataFrame) -> int:
 
 
 def class_download(scored, threshold: float, file_stem: str) -> None:
+    """The class report, made only when the button is clicked (it samples the heatmap: a
+    class of 100,000 students gives a report of a few MB made in a couple of seconds)."""
     st.download_button("Download class report (HTML)", lambda: class_report(scored, threshold),
                        file_name=f"{file_stem}-class-report.html", mime="text/html",
                        icon=":material/description:", on_click="ignore", key="cls_report",
                        help="The skills table and the final-mastery heatmap as one self-contained page "
-                            "(no network needed) that prints on A4.")
+                            "(no network needed) that prints on A4. The heatmap shows an even sample of "
+                            "at most 300 students; the table counts every student.")
+
+
+def below_download(needy: pd.DataFrame, skill_name: str, threshold: float, file_stem: str) -> None:
+    """Every student below the level on one skill as CSV (the page lists only the first few),
+    made only when the button is clicked."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(skill_name))[:40]
+    st.download_button(f"Download all {len(needy):,} as CSV", lambda: needy.to_csv(index=False).encode(),
+                       file_name=f"{file_stem}-{safe}-below-{threshold:g}.csv", mime="text/csv",
+                       icon=":material/download:", on_click="ignore", key="cls_below_csv",
+                       help=f"Every student {below_words(threshold)} on {skill_name}, weakest first: final "
+                            "mastery, level, attempts, correct answers and accuracy.")
 
 
 def level_progress(col, value: float, lv: str) -> None:
