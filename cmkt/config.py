@@ -79,6 +79,8 @@ def _coerce(value: str, like):
         if v in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"expected true/false, got {value!r}")
+    if isinstance(like, (int, float)) and value.strip().lower() == "none":
+        return None     # optional values (attn_dropout, momentary_bound): the config checks the rest
     if isinstance(like, int):
         return int(value)
     if isinstance(like, float):

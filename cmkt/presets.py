@@ -9,17 +9,20 @@ Every value can be overridden with --epochs / --set key=value.
 from __future__ import annotations
 
 PRESETS: dict[str, dict] = {
-    "quick": dict(d_model=64, n_heads=4, n_blocks=1, d_ff=128, max_len=100, dropout=0.1,
+    "quick": dict(d_model=64, n_heads=4, n_blocks=1, d_ff=128, max_len=100, dropout=0.1, attn_dropout=0.0,
+                  dropout_kernel="fast",
                   epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-5, patience=3, loss_weights="sparse"),
-    "standard": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
+    "standard": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2, attn_dropout=0.0,
+                     dropout_kernel="fast",
                      epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4, loss_weights="sparse",
-                     readout="attention", recurrent=200),
-    "intensive": dict(d_model=256, n_heads=8, n_blocks=4, d_ff=768, max_len=200, dropout=0.2,
-                      epochs=50, batch_size=64, lr=5e-4, weight_decay=1e-5, patience=6, loss_weights="sparse",
-                      readout="attention", recurrent=200),
+                     readout="attention", recurrent=200, recurrent_head="skill"),
+    "intensive": dict(d_model=256, n_heads=8, n_blocks=4, d_ff=768, max_len=200, dropout=0.2, attn_dropout=0.0,
+                      dropout_kernel="fast", epochs=50, batch_size=64, lr=5e-4, weight_decay=1e-5, patience=6,
+                      loss_weights="sparse", readout="attention", recurrent=200, recurrent_head="skill"),
     "correlation_focused": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
-                                epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4,
-                                loss_weights="enhanced", readout="attention", recurrent=200),
+                                attn_dropout=0.0, dropout_kernel="fast", epochs=20, batch_size=64, lr=1e-3,
+                                weight_decay=1e-5, patience=4, loss_weights="enhanced", readout="attention",
+                                recurrent=200, recurrent_head="skill"),
 }
 
 # Model choices every preset makes per mode (after measuring them: docs/MODEL.md, docs/RESULTS.md).
@@ -34,7 +37,8 @@ MODE_DEFAULTS: dict[str, dict] = {
 
 PRESET_HELP = {
     "quick": "small model, up to 10 epochs: minutes on a laptop CPU",
-    "standard": "2 blocks of 128, target-skill readout and an LSTM state for the predictor, up to 20 epochs",
+    "standard": "2 blocks of 128, target-skill readout and an LSTM (with a per-skill output) for the predictor, "
+                "up to 20 epochs",
     "intensive": "4 blocks of 256, readout and LSTM, up to 50 epochs (GPU recommended)",
     "correlation_focused": "standard with the enhanced interpretability loss weights",
 }

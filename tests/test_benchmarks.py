@@ -61,3 +61,21 @@ def test_tradeoff_quick(tmp_path):
     assert points[0]["corr_ratio"] is not None
     again = run_script("tradeoff.py", "--report", tmp_path / "tradeoff.json")
     assert "| momentary_bound | AUC | mastery AUC |" in again.stdout and "unbounded" in again.stdout
+
+
+def test_speed_reference_keeps_the_first_release_dropout():
+    """Every variant trains the first release's model; only `cmkt` takes the preset's dropout
+    choices (fused attention, fast masks), so the speed-up of those is counted as cmkt's."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import speed
+    from cmkt.config import build_configs
+    for preset in ("quick", "standard"):
+        cfgs = {v: build_configs(20, "cumulative", preset, speed.variant_overrides(v, {}))[0]
+                for v in speed.VARIANTS}
+        assert {c.predictor for c in cfgs.values()} == {"mlp"} and {c.recurrent for c in cfgs.values()} == {0}
+        assert cfgs["cmkt"].dropout_kernel == "fast" and cfgs["cmkt"].attention_dropout == 0
+        for name in ("reference", "pad200 + closed form", "length-bucketed + loop"):
+            assert cfgs[name].dropout_kernel == "torch"
+            assert cfgs[name].attention_dropout == cfgs[name].dropout > 0
+        # the command line's --set still reaches every variant
+        assert speed.variant_overrides("reference", {"d_model": "32"})["d_model"] == "32"

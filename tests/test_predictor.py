@@ -23,6 +23,8 @@ VARIANTS = {
     "mastery-gap-bound0": dict(MASTERY, accumulation="gap", momentary_bound=0),
     "mastery-gap-unbounded": dict(MASTERY, accumulation="gap", momentary_bound=None),
     "mastery-gap-lstm": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8),
+    "mastery-gap-lstm-head": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8,
+                                  recurrent_head="skill"),
 }
 
 
@@ -120,6 +122,30 @@ def test_guarantees_hold_for_every_predictor(variant, seed):
     assert m["bounds_violation_rate"] == 0
     assert m["students_with_violation"] == 0
     assert m["n_nonfinite"] == 0
+
+
+@torch.no_grad()
+def test_recurrent_skill_head_adds_the_lstm_state_read_at_the_target_skill():
+    """recurrent_head='skill': the momentary part gains DKT's per-skill output of the LSTM state
+    after t-1, read at s_t; moving one skill's output row moves only the steps that ask that skill,
+    and only the momentary part (mastery and difficulty stay)."""
+    model = model_of(num_skills=5, **MASTERY, momentary_bound=None, recurrent=8, recurrent_head="skill").eval()
+    perturb_weights(model, 6, 0.5)
+    s, r = torch.randint(0, 5, (3, 20)), torch.randint(0, 2, (3, 20))
+    s[:, 0] = 1                                      # step 0 reads the zero state: only the bias counts
+    before = model(s, r)
+    model.rnn_out.weight[2] += 0.7
+    model.rnn_out.bias[1] += 0.3
+    after = model(s, r)
+    moved = (after.logits - before.logits).abs() > 1e-6
+    later = torch.zeros_like(moved)
+    later[:, 1:] = True
+    assert torch.equal(moved, ((s == 2) & later) | (s == 1))
+    assert torch.allclose(after.parts[..., :2], before.parts[..., :2])
+    assert torch.allclose(after.parts.sum(-1), after.logits, atol=1e-6)
+    with pytest.raises(ValueError, match="recurrent_head"):
+        ModelConfig(num_skills=5, recurrent=8, recurrent_head="dkt")
+    assert not hasattr(model_of(**MASTERY, recurrent=8), "rnn_out")       # "none": no extra weights
 
 
 def test_gap_accumulation_is_the_recursion_with_diminishing_returns():

@@ -9,6 +9,8 @@ PREDICTORS = ("mlp", "mastery")
 BASES = ("context", "prior")
 ACCUMULATIONS = ("linear", "gap")
 READOUTS = ("none", "attention")
+RECURRENT_HEADS = ("none", "skill")
+DROPOUT_KERNELS = ("torch", "fast")
 
 # Auxiliary loss weight sets of the seed system, in the order
 # non_negative, monotonicity, mastery_performance, gain_performance, sparsity, consistency.
@@ -88,9 +90,15 @@ class ModelConfig:
     readout: str = "none"
     # dropout inside attention; None: the same as dropout (0 allows the fused kernel)
     attn_dropout: float | None = None
+    # how dropout masks are drawn on the CPU: "torch" (one Bernoulli draw per element) or "fast"
+    # (16-bit uniforms, four per 64-bit draw; p exact to 1/65536; cmkt/model/dropout.py)
+    dropout_kernel: str = "torch"
     # hidden size of an LSTM over the interactions whose state after step t-1 is a further input of
     # the predictor (0: none). It feeds the predictor only, never mastery or gains.
     recurrent: int = 0
+    # with recurrent > 0: also read the LSTM state through a per-skill output layer at s_t (as DKT
+    # does) and add it to the momentary part ("skill"), or not ("none")
+    recurrent_head: str = "none"
 
     def __post_init__(self):
         _check_choice("mode", self.mode, MODES)
@@ -98,6 +106,8 @@ class ModelConfig:
         _check_choice("base", self.base, BASES)
         _check_choice("accumulation", self.accumulation, ACCUMULATIONS)
         _check_choice("readout", self.readout, READOUTS)
+        _check_choice("recurrent_head", self.recurrent_head, RECURRENT_HEADS)
+        _check_choice("dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
         _check_number("num_skills", self.num_skills, lo=1, integer=True)
         _check_number("max_len", self.max_len, lo=2, hi=100_000, integer=True)
         _check_number("d_model", self.d_model, lo=1, hi=65_536, integer=True)

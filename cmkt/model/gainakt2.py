@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .dropout import Dropout
 
 PART_NAMES = ("mastery", "difficulty", "momentary")
 
@@ -34,9 +35,9 @@ class TwoStreamBlock(nn.Module):
         self.out_val = nn.Linear(d, d)
         self.ln_ctx1, self.ln_val1 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.ln_ctx2, self.ln_val2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.ff_ctx = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.d_ff, d))
-        self.ff_val = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.d_ff, d))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.ff_ctx = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.GELU(), Dropout(cfg.dropout, cfg.dropout_kernel), nn.Linear(cfg.d_ff, d))
+        self.ff_val = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.GELU(), Dropout(cfg.dropout, cfg.dropout_kernel), nn.Linear(cfg.d_ff, d))
+        self.drop = Dropout(cfg.dropout, cfg.dropout_kernel)
         self.attn_dropout = cfg.attention_dropout
 
     def forward(self, ctx: torch.Tensor, val: torch.Tensor):
@@ -99,15 +100,17 @@ class GainAKT2(nn.Module):
         self.skill_embed = nn.Embedding(C, d)
         self.start = nn.Parameter(torch.zeros(2, d))  # stands in for (context, value) before step 0
         self.blocks = nn.ModuleList(TwoStreamBlock(cfg) for _ in range(cfg.n_blocks))
-        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.emb_drop = Dropout(cfg.dropout, cfg.dropout_kernel)
         n_in = (4 if cfg.readout == "attention" else 3) * d + cfg.recurrent
         if cfg.readout == "attention":
             self.readout = SkillReadout(cfg)
         if cfg.recurrent:
             self.rnn_embed = nn.Embedding(2 * C, d)
             self.rnn = nn.LSTM(d, cfg.recurrent, batch_first=True)
+            if cfg.recurrent_head == "skill":
+                self.rnn_out = nn.Linear(cfg.recurrent, C)                 # DKT's per-skill output
         self.predictor = nn.Sequential(
-            nn.Linear(n_in, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout),
+            nn.Linear(n_in, cfg.d_ff), nn.GELU(), Dropout(cfg.dropout, cfg.dropout_kernel),
             nn.Linear(cfg.d_ff, cfg.d_ff // 2), nn.GELU(), nn.Linear(cfg.d_ff // 2, 1))
         self.mastery_head = nn.Linear(d, C)
         self.gain_head = nn.Linear(d, C)
@@ -178,8 +181,12 @@ class GainAKT2(nn.Module):
             feats.append(self.readout(skill_e, prev_ctx, prev_val))
         if cfg.recurrent:
             h = self.rnn(self.emb_drop(self.rnn_embed(tokens)))[0]                  # (B, T, H) after step t
-            feats.append(torch.cat([h.new_zeros(B, 1, h.shape[-1]), h[:, :-1]], dim=1))  # state after t-1
+            h_prev = torch.cat([h.new_zeros(B, 1, h.shape[-1]), h[:, :-1]], dim=1)   # (B, T, H) state after t-1
+            feats.append(h_prev)
         streams = self.predictor(torch.cat(feats, dim=-1)).squeeze(-1)              # (B, T)
+        if cfg.recurrent and cfg.recurrent_head == "skill":
+            per_skill = self.rnn_out(self.emb_drop(h_prev))                          # (B, T, C)
+            streams = streams + per_skill.gather(-1, skills.unsqueeze(-1)).squeeze(-1)
 
         raw_gain = self.gain_head(val)                                     # (B, T, C)
         if cfg.mode == "original":
