@@ -277,7 +277,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-counting", action="store_true", help="skip the counting models (PFA, monotone counting)")
     p.add_argument("--merge", metavar="RESULTS_JSON", action="append", default=[],
                    help="with --report: add the rows of another run's results.json (e.g. the same "
-                        "command run for other --modes)")
+                        "command run for other --modes); its rows replace those of the same data set and model")
     p.add_argument("--report", metavar="RESULTS_JSON", help="train nothing: re-render the tables of an "
                    "earlier run's results.json (with --update-docs: into docs/RESULTS.md)")
     a = p.parse_args(argv)
@@ -287,7 +287,8 @@ def main(argv=None) -> int:
         res = json.loads(Path(a.report).read_text())
         for extra in a.merge:
             more = json.loads(Path(extra).read_text())
-            res["rows"] += more["rows"]
+            rerun = {(r["dataset"], r["mode"]) for r in more["rows"]}   # a rerun replaces its rows
+            res["rows"] = [r for r in res["rows"] if (r["dataset"], r["mode"]) not in rerun] + more["rows"]
             res["wall_seconds"] = res.get("wall_seconds", 0) + more.get("wall_seconds", 0)
             res["merged"] = res.get("merged", []) + [{"command": more["command"], "machine": more["machine"]}]
         order = {(n, m): i for i, (n, m) in enumerate((n, m) for n in DATASETS for m in MODES)}

@@ -594,7 +594,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
     p.add_argument("--interactions", type=int, default=50_000,
                    help="training interactions per epoch for every variant (default 50,000)")
-    p.add_argument("--repeats", type=int, default=2, help="timed epochs per variant (best is kept)")
+    p.add_argument("--repeats", type=int, default=5, help="timed epochs per variant (best is kept; a quick-size epoch is under a second, so 5)")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))

@@ -1,7 +1,8 @@
 """Training presets (the seed system's names), sized for this project's machines.
 
 quick: trains ASSIST2015 (484k interactions) in minutes on a 2-core CPU (10 epochs: about
-       80 s on an idle 2-core AMD EPYC, test AUC 0.713; docs/RESULTS.md).
+       70 s on a 2-core AMD EPYC at load 1.6, test AUC 0.709; docs/RESULTS.md).
+Every preset but correlation_focused uses the `anchored` loss weights (less saturation).
 standard / intensive: larger models and more epochs; use a GPU when there is one.
 correlation_focused: standard with the enhanced auxiliary loss weights.
 Every value can be overridden with --epochs / --set key=value.
@@ -11,14 +12,14 @@ from __future__ import annotations
 PRESETS: dict[str, dict] = {
     "quick": dict(d_model=64, n_heads=4, n_blocks=1, d_ff=128, max_len=100, dropout=0.1, attn_dropout=0.0,
                   dropout_kernel="fast",
-                  epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-5, patience=3, loss_weights="sparse"),
+                  epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-5, patience=3, loss_weights="anchored"),
     "standard": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2, attn_dropout=0.0,
                      dropout_kernel="fast",
-                     epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4, loss_weights="sparse",
+                     epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4, loss_weights="anchored",
                      readout="attention", recurrent=200, recurrent_head="skill"),
     "intensive": dict(d_model=256, n_heads=8, n_blocks=4, d_ff=768, max_len=200, dropout=0.2, attn_dropout=0.0,
                       dropout_kernel="fast", epochs=50, batch_size=64, lr=5e-4, weight_decay=1e-5, patience=6,
-                      loss_weights="sparse", readout="attention", recurrent=200, recurrent_head="skill"),
+                      loss_weights="anchored", readout="attention", recurrent=200, recurrent_head="skill"),
     "correlation_focused": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
                                 attn_dropout=0.0, dropout_kernel="fast", epochs=20, batch_size=64, lr=1e-3,
                                 weight_decay=1e-5, patience=4, loss_weights="enhanced", readout="attention",

@@ -79,3 +79,20 @@ def test_speed_reference_keeps_the_first_release_dropout():
             assert cfgs[name].attention_dropout == cfgs[name].dropout > 0
         # the command line's --set still reaches every variant
         assert speed.variant_overrides("reference", {"d_model": "32"})["d_model"] == "32"
+
+
+def test_results_merge_replaces_a_rerun(tmp_path):
+    """--report A --merge B: B's rows replace A's rows of the same data set and model."""
+    run_script("results.py", "--quick", "--modes", "cumulative,pfa", "--out", tmp_path / "a")
+    run_script("results.py", "--quick", "--modes", "cumulative", "--seed", "1", "--out", tmp_path / "b")
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    proc = run_script("results.py", "--report", tmp_path / "a" / "results.json",
+                      "--merge", tmp_path / "b" / "results.json")
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| sim |")]
+    cum = [line for line in rows if "**cumulative**" in line]
+    assert len(cum) == 1                                    # one cumulative row, not two
+    new_auc = f"{b['rows'][0]['test_auc']:.4f}"
+    assert new_auc in cum[0]                                # the rerun's figure
+    assert any("| pfa |" in line for line in rows)          # the rows not rerun are kept
+    assert a["rows"][0]["mode"] == "cumulative"

@@ -31,7 +31,8 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
     if x.device.type != "cpu" or p >= 1:
         return F.dropout(x, p, training)
     keep = dropout_mask(x.shape, p, device=x.device)
-    return x * keep.to(x.dtype) * (1.0 / (1.0 - round(p * _LEVELS) / _LEVELS))
+    scale = 1.0 / (1.0 - round(p * _LEVELS) / _LEVELS)
+    return x * keep.to(x.dtype).mul_(scale)                            # one multiply forward and backward
 
 
 class FastDropout(nn.Dropout):
