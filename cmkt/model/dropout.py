@@ -3,8 +3,8 @@
 PyTorch's CPU dropout draws one Bernoulli sample per element (`bernoulli_`), which took about 30%
 of a training epoch on a 2-core CPU (benchmarks/speed.py profile). Here one 64-bit random draw
 gives four 16-bit uniform numbers, and an element is dropped when its number falls below
-round(p * 65536) / 65536: the same inverted dropout, with p exact to 1 / 65536, about six times
-faster to draw. On other devices (CUDA) it is `F.dropout` itself."""
+round(p * 65536) / 65536: the same inverted dropout, with p exact to 1 / 65536, several times
+faster to draw (4-6x measured on the 2-core CPU). On other devices (CUDA) it is `F.dropout` itself."""
 from __future__ import annotations
 
 import torch
