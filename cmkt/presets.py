@@ -9,21 +9,22 @@ Every value can be overridden with --epochs / --set key=value.
 """
 from __future__ import annotations
 
+# Choices every preset shares (measured: docs/MODEL.md): no dropout inside attention (the fused
+# attention kernel), cmkt's fast CPU dropout masks.
+_SHARED = dict(attn_dropout=0.0, dropout_kernel="fast")
+
 PRESETS: dict[str, dict] = {
-    "quick": dict(d_model=64, n_heads=4, n_blocks=1, d_ff=128, max_len=100, dropout=0.1, attn_dropout=0.0,
-                  dropout_kernel="fast",
+    "quick": dict(_SHARED, d_model=64, n_heads=4, n_blocks=1, d_ff=128, max_len=100, dropout=0.1,
                   epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-5, patience=3, loss_weights="anchored"),
-    "standard": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2, attn_dropout=0.0,
-                     dropout_kernel="fast",
+    "standard": dict(_SHARED, d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
                      epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4, loss_weights="anchored",
                      readout="attention", recurrent=200, recurrent_head="skill"),
-    "intensive": dict(d_model=256, n_heads=8, n_blocks=4, d_ff=768, max_len=200, dropout=0.2, attn_dropout=0.0,
-                      dropout_kernel="fast", epochs=50, batch_size=64, lr=5e-4, weight_decay=1e-5, patience=6,
-                      loss_weights="anchored", readout="attention", recurrent=200, recurrent_head="skill"),
-    "correlation_focused": dict(d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
-                                attn_dropout=0.0, dropout_kernel="fast", epochs=20, batch_size=64, lr=1e-3,
-                                weight_decay=1e-5, patience=4, loss_weights="enhanced", readout="attention",
-                                recurrent=200, recurrent_head="skill"),
+    "intensive": dict(_SHARED, d_model=256, n_heads=8, n_blocks=4, d_ff=768, max_len=200, dropout=0.2,
+                      epochs=50, batch_size=64, lr=5e-4, weight_decay=1e-5, patience=6, loss_weights="anchored",
+                      readout="attention", recurrent=200, recurrent_head="skill"),
+    "correlation_focused": dict(_SHARED, d_model=128, n_heads=4, n_blocks=2, d_ff=256, max_len=200, dropout=0.2,
+                                epochs=20, batch_size=64, lr=1e-3, weight_decay=1e-5, patience=4,
+                                loss_weights="enhanced", readout="attention", recurrent=200, recurrent_head="skill"),
 }
 
 # Model choices every preset makes per mode (after measuring them: docs/MODEL.md, docs/RESULTS.md).

@@ -7,6 +7,8 @@ round(p * 65536) / 65536: the same inverted dropout, with p exact to 1 / 65536, 
 faster to draw (4-6x measured on the 2-core CPU). On other devices (CUDA) it is `F.dropout` itself."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -14,13 +16,10 @@ import torch.nn.functional as F
 _LEVELS = 1 << 16
 
 
-def dropout_mask(shape, p: float, device=None, generator=None) -> torch.Tensor:
+def dropout_mask(shape, p: float, device=None) -> torch.Tensor:
     """A bool mask of `shape`: True (kept) with probability 1 - round(p * 65536) / 65536."""
-    n = 1
-    for s in shape:
-        n *= int(s)
-    words = torch.randint(-(2 ** 63), 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device,
-                          generator=generator)
+    n = math.prod(shape)
+    words = torch.randint(-(2 ** 63), 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
     u16 = words.view(torch.int16)[:n].view(shape)                      # uniform on [-32768, 32767]
     return u16 >= int(round(p * _LEVELS)) - (_LEVELS // 2)
 
