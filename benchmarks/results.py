@@ -132,7 +132,7 @@ def run_one(name: str, mode: str, spec: str, preset: str, overrides: dict, epoch
            "n_params": res.get("n_params"), "train_seconds": res.get("train_seconds"),
            "wall_seconds": wall, "val_auc": valid.get("val_auc"), "best_epoch": res.get("best_epoch"),
            "epochs_run": res.get("epochs_run"), "stopped_early": res.get("stopped_early"),
-           "status": "ok"}
+           "precision": res.get("precision"), "status": "ok"}
     if name != "sim":
         row["mastery_recovery_corr"] = None   # defined on simulated data only
     return row
@@ -143,6 +143,8 @@ def preset_label(row: dict) -> str:
     label = row["preset"] + (f" ({extra})" if extra else "")
     if row.get("epochs"):
         label += f", {row['epochs']} epochs max"
+    if row.get("precision") == "bfloat16 autocast":      # trained in bfloat16 (amp=auto where it helps)
+        label += ", bf16"
     return label
 
 
@@ -202,7 +204,9 @@ def report(res: dict) -> str:
               "selection: best validation AUC on 20% of train.csv's students (seeded), best epoch's "
               "weights kept. Violation rates are shares of (step, skill) pairs, `students w/ viol.` "
               "the share of test students with at least one violation. Train s: training time "
-              "(epochs + validation scoring), not counting data loading or test scoring.", ""]
+              "(epochs + validation scoring), not counting data loading or test scoring. `bf16` in the "
+              "preset column: trained in bfloat16 autocast (`amp=auto` on a CPU with native bfloat16, "
+              "models 128 wide and up; mastery, guarantees and every score in float32).", ""]
     lines.append("Model selection detail:")
     lines.append("")
     lines.append(md_table(["data set", "model", "val AUC (best epoch)", "best epoch / epochs run",

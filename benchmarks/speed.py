@@ -19,7 +19,9 @@ What it measures (each measurement in its own subprocess, so peak memory is its 
        preset's dropout choices (no dropout inside attention, so the fused attention kernel
        runs; dropout masks drawn by cmkt's fast CPU kernel, cmkt/model/dropout.py), where the
        other three variants keep the first release's (attention dropout at the dropout rate,
-       torch's Bernoulli masks);
+       torch's Bernoulli masks), and in the library's default precision (`amp=auto`: bfloat16
+       autocast on a CPU with native bfloat16 for models 128 wide and up, cmkt/accel.py), where
+       the other three train in float32 (`--set amp=off` times cmkt in float32 too);
      - the two mixed variants, to attribute the speed-up to batching and to the mastery loop.
    Peak memory: the process's peak resident set (VmHWM, reset just before training) minus the
    resident set at that moment, i.e. the memory training itself needed (GPU: peak allocated).
@@ -104,8 +106,9 @@ FIRST_RELEASE = {"predictor": "mlp", "base": "context", "accumulation": "linear"
 # the first release dropped out attention weights at the dropout rate (the unfused attention
 # kernel) and drew dropout masks with torch's Bernoulli kernel; cmkt's presets choose their own
 # (attn_dropout 0: the fused attention kernel; dropout_kernel "fast": cmkt/model/dropout.py).
-# Only the `cmkt` variant (the library as it trains) takes the preset's choices.
-REFERENCE_ATTENTION = {"attn_dropout": "none", "dropout_kernel": "torch"}
+# and trained in float32; only the `cmkt` variant (the library as it trains) takes the preset's
+# choices and the default precision (amp auto: bfloat16 autocast where it helps, cmkt/accel.py).
+REFERENCE_ATTENTION = {"attn_dropout": "none", "dropout_kernel": "torch", "amp": "off"}
 
 
 def variant_overrides(variant: str | None, overrides: dict) -> dict:
@@ -236,6 +239,7 @@ def _setup(spec):
 def _train_epoch_replica(trainer, ds, windows, groups, pad_to, phases=None, profiler_hook=None):
     """Trainer.train_epoch with another batching (and, via trainer.model, another model)."""
     import torch
+    from cmkt import accel
     from cmkt.model import LOSS_NAMES, compute_losses
     model, dev = trainer.model, trainer.device
     model.train()
@@ -255,8 +259,9 @@ def _train_epoch_replica(trainer, ds, windows, groups, pad_to, phases=None, prof
         with rf("batching"):
             skills, responses, mask = collate_to(ds, windows, idx, dev, pad_to)
         t = tick("batching (collate)", t)
-        with rf("forward"):
+        with rf("forward"), accel.autocast(dev, trainer.amp_dtype):
             out = model(skills, responses)
+        out = accel.float_output(out)
         t = tick("forward", t)
         with rf("losses"):
             losses = compute_losses(out, skills, responses, mask, trainer.weights, trainer.model_cfg.gain_scale,
@@ -358,7 +363,8 @@ def worker_train(spec) -> dict:
             "memory": mem, "rss_before_mb": rss0, "flops_per_epoch": flops,
             "achieved_flops": flops / best if flops else None,
             "n_params": sum(p.numel() for p in trainer.model.parameters()),
-            "loop_vs_closed_form_max_diff": max_diff, "device": str(dev)}
+            "loop_vs_closed_form_max_diff": max_diff, "device": str(dev),
+            "precision": trainer.precision}
 
 
 def worker_profile(spec) -> dict:
@@ -522,7 +528,9 @@ def report(res: dict) -> str:
               f"interactions/s = real (unpadded) interactions / epoch seconds. The first release's model "
               f"(MLP predictor, base from step 1, linear accumulation) for every variant; `cmkt` trains it "
               f"with the preset's dropout choices (no attention dropout: the fused attention kernel; "
-              f"cmkt's fast CPU dropout masks), the others with the first release's.", ""]
+              f"cmkt's fast CPU dropout masks) and the default precision "
+              f"({ours.get('precision', 'float32') if ours else 'float32'}; `amp=auto`, cmkt/accel.py), the others "
+              f"with the first release's, in float32.", ""]
     rows = []
     for name in VARIANTS:
         r = tr.get(name)

@@ -28,7 +28,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int = 0              # 0: all cores
-    amp: str = "auto"                 # bfloat16 autocast: auto (on CUDA), bf16, off (cmkt/accel.py)
+    amp: str = "auto"                 # bfloat16 autocast: auto (CUDA; CPUs with native bf16, models >= 128 wide), bf16, off (cmkt/accel.py)
     sim_students: int = 300
     sim_skills: int = 12
     eval_batch_size: int = 128

@@ -273,13 +273,15 @@ def execute_run(run_dir, echo: TrainCallbacks | None = None) -> dict:
                 rec = next(r for r in trainer.history if r["epoch"] == trainer.best_epoch)
                 save_checkpoint(best, run_dir / BEST, _ckpt_meta(run_dir, trainer, rec))
         trainer_ref[0] = trainer
-        status.update(n_params=count_parameters(trainer.model), device=str(trainer.device))
+        status.update(n_params=count_parameters(trainer.model), device=str(trainer.device),
+                      precision=trainer.precision)
         result = trainer.fit()
         best = trainer.best_model()
         results = {"run": run_dir.name, "mode": model_cfg.mode, "kind": kind_of(model_cfg), "preset": train_cfg.preset,
                    "data": train_cfg.data, "data_name": data.name, "best_epoch": result.best_epoch,
                    "epochs_run": trainer.epoch, "stopped_early": result.stopped_early,
                    "train_seconds": result.seconds, "n_params": count_parameters(best),
+                   "device": str(trainer.device), "precision": trainer.precision,
                    "valid": {k: v for k, v in result.best_valid.items()}, "test": None}
         if data.test is not None:
             test = trainer.evaluate(best, data.test)

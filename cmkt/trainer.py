@@ -101,6 +101,9 @@ class Trainer:
         set_threads(train_cfg.num_threads)
         torch.manual_seed(train_cfg.seed)
         self.model = build_model(model_cfg).to(self.device)
+        # bfloat16 autocast for the training forward pass, or None (float32): cmkt/accel.py
+        self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
+        self.precision = accel.precision_name(self.amp_dtype)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
         # the interpretability losses belong to GainAKT2; a baseline learns from the prediction alone
@@ -159,7 +162,7 @@ class Trainer:
         for b, idx in enumerate(groups):
             if distributed.any_flag(self.callbacks.should_stop()):
                 raise Cancelled()
-            with accel.autocast(self.device, self.cfg.amp):
+            with accel.autocast(self.device, self.amp_dtype):
                 wb = distributed.forward_batch(self.model, self.data.train, cw, idx, carry, self.device)
             wb = accel.float_outputs(wb)
             losses = compute_losses(wb.out, wb.skills, wb.responses, wb.kept, self.weights,
@@ -222,6 +225,7 @@ class FitTrainer:
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
         self.callbacks = callbacks or TrainCallbacks()
         self.device = torch.device("cpu")              # fitting is numpy / scikit-learn
+        self.precision = "float64"                     # numpy / scikit-learn
         set_threads(train_cfg.num_threads)
         torch.manual_seed(train_cfg.seed)
         self.fit_fn = spec_of(model_cfg).fit

@@ -267,7 +267,9 @@ def live_view():
     try:
         cfg = read_config(info.path)
         st.caption(f"data {cfg.get('train', {}).get('data')} · preset {info.preset} · mode {info.mode}"
-                   + (f" · pair {info.pair}" if info.pair else ""))
+                   + (f" · pair {info.pair}" if info.pair else "")
+                   + (f" · trained on {info.status['device']}" if info.status.get("device") else "")
+                   + (f" in {info.status['precision']}" if info.status.get("precision") else ""))
     except CmktError:
         pass
 

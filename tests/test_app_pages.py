@@ -327,6 +327,10 @@ def test_train_live_view_of_finished_and_failed_runs(dash_app, dash_runs, dash_c
     assert {"val_auc", "monotonicity_violation_rate", "mastery_performance_corr"} <= set(table.columns)
     assert figures(at)
     assert any("finished" in p.proto.text for p in at.get("progress"))
+    dash_copy_run(dash_runs, "cumulative", name="bf", device="cpu", precision="bfloat16 autocast")
+    at = dash_app("train")
+    at.selectbox(key="tr_watch").set_value("bf").run()
+    assert any("trained on cpu in bfloat16 autocast" in c.value for c in at.caption)   # what it trained in
     dash_copy_run(dash_runs, "original", name="zz-failed", state="failed", error="boom: bad data")
     at = dash_app("train")
     at.selectbox(key="tr_watch").set_value("zz-failed").run()

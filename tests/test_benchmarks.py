@@ -81,6 +81,19 @@ def test_speed_reference_keeps_the_first_release_dropout():
         assert speed.variant_overrides("reference", {"d_model": "32"})["d_model"] == "32"
 
 
+def test_precision_quick(tmp_path):
+    """benchmarks/precision.py times the real trainer in float32 and both bfloat16 variants and
+    says what amp=auto picks."""
+    run_script("precision.py", "--quick", "--out", tmp_path)
+    res = json.loads((tmp_path / "precision.json").read_text())
+    settings = [r["setting"] for r in res["rows"]]
+    assert settings == ["float32", "bfloat16, attention float32", "bfloat16, attention bfloat16"]
+    assert [r["precision"] for r in res["rows"]] == ["float32", "bfloat16 autocast", "bfloat16 autocast"]
+    assert all(r["best_seconds"] > 0 and r["matmul_ms"] > 0 for r in res["rows"])
+    assert res["auto"] == {"quick": "float32"}               # 16 wide: under the bfloat16 width
+    assert "| precision | epoch s (best) |" in (tmp_path / "precision.md").read_text()
+
+
 def test_results_merge_replaces_a_rerun(tmp_path):
     """--report A --merge B: B's rows replace A's rows of the same data set and model."""
     run_script("results.py", "--quick", "--modes", "cumulative,pfa", "--out", tmp_path / "a")

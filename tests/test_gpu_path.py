@@ -20,11 +20,54 @@ GUARANTEES = ("monotonicity_violation_rate", "negative_gain_rate", "bounds_viola
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_amp_dtype():
-    assert accel.amp_dtype(torch.device("cpu"), "auto") is None
+def test_amp_dtype(monkeypatch):
     assert accel.amp_dtype(torch.device("cuda"), "auto") is torch.bfloat16
     assert accel.amp_dtype(torch.device("cuda"), "off") is None
     assert accel.amp_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
+    # auto on the CPU: bfloat16 only with native bfloat16 arithmetic and a model 128 wide or more
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: True)
+    assert accel.amp_dtype(torch.device("cpu"), "auto", 128) is torch.bfloat16
+    assert accel.amp_dtype(torch.device("cpu"), "auto", 64) is None           # the quick model: no gain
+    assert accel.amp_dtype(torch.device("cpu"), "auto") is None               # no width (DKT): float32
+    assert accel.amp_dtype(torch.device("cpu"), "off", 128) is None
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: False)
+    assert accel.amp_dtype(torch.device("cpu"), "auto", 256) is None
+
+
+def test_cpu_capability_probe_is_a_bool():
+    assert isinstance(accel.cpu_has_native_bf16(), bool)
+
+
+def test_auto_trains_the_standard_width_in_bf16_on_a_bf16_cpu(monkeypatch, tmp_path):
+    """What a run says it trained in follows amp: status.json and results.json name the precision."""
+    from cmkt.runs import create_run, execute_run
+    import json
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: True)
+    sets = {"d_model": "128", "n_heads": "2", "d_ff": "32", "max_len": "20", "n_blocks": "1"}
+    run = create_run(tmp_path, data="sim:students=30,skills=4", mode="cumulative", preset="quick",
+                     epochs=1, overrides=sets, seed=0, device="cpu")
+    res = execute_run(run)
+    assert res["precision"] == "bfloat16 autocast"
+    assert json.loads((Path(run) / "status.json").read_text())["precision"] == "bfloat16 autocast"
+    for k in GUARANTEES:
+        assert res["test"][k] == 0, k
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: False)
+    run = create_run(tmp_path, data="sim:students=30,skills=4", mode="cumulative", preset="quick",
+                     epochs=1, overrides=sets, seed=0, device="cpu")
+    assert execute_run(run)["precision"] == "float32"
+
+
+def test_attention_stays_float32_under_cpu_autocast():
+    """The CPU flash-attention backward is ~3x slower in bfloat16, so causal_attention computes in
+    float32 inside CPU autocast: the same numbers as outside it."""
+    from cmkt.model.gainakt2 import causal_attention
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 7, 8, generator=g) for _ in range(3))
+    plain = causal_attention(q, k, v, 0.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = causal_attention(q, k, v, 0.0)
+    assert inside.dtype == torch.float32
+    assert torch.equal(inside, plain)
 
 
 def _train(amp, device="cpu", epochs=1):

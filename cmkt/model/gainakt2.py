@@ -22,6 +22,21 @@ class GainAKT2Output:
     start: torch.Tensor | None = None  # (B, C) mastery before the first kept step (m_{t-1} of it)
 
 
+# Under CPU autocast, attention runs in float32: the CPU flash-attention backward is about 3x
+# slower in bfloat16, while the linear layers around it gain 3-4x (benchmarks/precision.py,
+# which also times it with this switched off).
+CPU_ATTENTION_FLOAT32 = True
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """Causal scaled dot-product attention; (B, H, T, Dh) each; float32 under CPU autocast."""
+    if CPU_ATTENTION_FLOAT32 and q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
+                                                  dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+
+
 class TwoStreamBlock(nn.Module):
     """Causal attention with queries/keys from the context stream and values from the
     value stream; both streams get the attention output, a residual and an FFN."""
@@ -44,8 +59,7 @@ class TwoStreamBlock(nn.Module):
         B, T, D = ctx.shape
         q, k = self.qk(ctx).view(B, T, 2, self.h, D // self.h).permute(2, 0, 3, 1, 4)  # (B, H, T, Dh) each
         v = self.v(val).view(B, T, self.h, D // self.h).transpose(1, 2)                   # (B, H, T, Dh)
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                             dropout_p=self.attn_dropout if self.training else 0.0)
+        att = causal_attention(q, k, v, self.attn_dropout if self.training else 0.0)     # (B, H, T, Dh)
         att = att.transpose(1, 2).reshape(B, T, D)                                         # (B, T, D)
         ctx = self.ln_ctx1(ctx + self.drop(self.out_ctx(att)))
         val = self.ln_val1(val + self.drop(self.out_val(att)))
@@ -72,9 +86,8 @@ class SkillReadout(nn.Module):
         shifted by one (row t holds step t-1, row 0 the start vector). Row t attends to rows <= t."""
         B, T, D = query.shape
         split = (lambda x: x.view(B, T, self.h, D // self.h).transpose(1, 2))           # (B, H, T, Dh)
-        att = F.scaled_dot_product_attention(split(self.q(query)), split(self.k(prev_ctx)),
-                                             split(self.v(prev_val)), is_causal=True,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        att = causal_attention(split(self.q(query)), split(self.k(prev_ctx)), split(self.v(prev_val)),
+                               self.dropout if self.training else 0.0)                  # (B, H, T, Dh)
         return self.out(att.transpose(1, 2).reshape(B, T, D))                            # (B, T, D)
 
 
