@@ -24,6 +24,9 @@ class TrainConfig:
     loss_weights: str | list = "plain"
     mastery_hinge: str = "level"      # mastery-performance hinge: "level" (anchored at 0.5) or "gap"
     mastery_loss: float = 0.0         # weight of the mastery part's own cross-entropy (mastery predictor)
+    # decay of an exponential moving average of the weights, updated after every step; validation,
+    # model selection and the saved model use the averaged weights (0: off, the last weights)
+    ema: float = 0.0
     valid_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -59,6 +62,7 @@ class TrainConfig:
         _check_number("weight_decay", self.weight_decay, lo=0, hi=10)
         _check_number("grad_clip", self.grad_clip, lo=0, lo_open=True)
         _check_number("mastery_loss", self.mastery_loss, lo=0, hi=1000)
+        _check_number("ema", self.ema, lo=0, hi=0.9999)
         _check_number("valid_fraction", self.valid_fraction, lo=0, hi=0.9, lo_open=True)
         _check_number("seed", self.seed, lo=0, integer=True)
         _check_number("num_threads", self.num_threads, lo=0, hi=1024, integer=True)

@@ -191,7 +191,7 @@ class RunFolderCallbacks(TrainCallbacks):
         save_resume(self.run_dir, trainer)
         _write_history(self.run_dir, trainer.history)
         if is_best:
-            save_checkpoint(trainer.model, self.run_dir / BEST, _ckpt_meta(self.run_dir, trainer, record))
+            save_checkpoint(trainer.eval_model, self.run_dir / BEST, _ckpt_meta(self.run_dir, trainer, record))
         self.status.update(epoch=record["epoch"], best_epoch=trainer.best_epoch,
                            best_val_auc=_best_auc(trainer), updated=now_iso())
         write_json_atomic(self.run_dir / STATUS, self.status)

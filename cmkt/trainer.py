@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import accel, distributed
 from .config import TrainConfig
@@ -105,6 +106,9 @@ class Trainer:
         self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
         self.precision = accel.precision_name(self.amp_dtype)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        # the exponential moving average of the weights (cfg.ema > 0): what is validated and kept
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train_cfg.ema), use_buffers=True)
+                    if train_cfg.ema else None)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
         # the interpretability losses belong to GainAKT2; a baseline learns from the prediction alone
         self.weights = train_cfg.weights() if spec_of(model_cfg).aux_losses else (0.0,) * len(LOSS_NAMES)
@@ -117,6 +121,11 @@ class Trainer:
         self.history: list[dict] = []
         self.seconds = 0.0
 
+    @property
+    def eval_model(self):
+        """The weights that are validated and kept: the moving average (cfg.ema > 0) or the model."""
+        return self.ema.module if self.ema is not None else self.model
+
     # ---- resume -------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything to continue exactly where the last finished epoch left off (plain data)."""
@@ -126,10 +135,17 @@ class Trainer:
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "epoch": self.epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
                 "best_state": self.best_state, "bad_epochs": self.bad_epochs,
-                "history": self.history, "seconds": self.seconds}
+                "history": self.history, "seconds": self.seconds,
+                "ema": ({k: v.detach().cpu().clone() for k, v in self.ema.state_dict().items()}
+                        if self.ema is not None else None)}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            if state.get("ema") is None:             # saved without an average: start it from the weights
+                self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+            else:
+                self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -145,7 +161,7 @@ class Trainer:
         """A model holding the best epoch's weights (the current ones before any epoch)."""
         with torch.random.fork_rng(devices=[]):      # building it must not move the training RNG
             model = build_model(self.model_cfg).to(self.device)
-        model.load_state_dict(self.best_state if self.best_state is not None else self.model.state_dict())
+        model.load_state_dict(self.best_state if self.best_state is not None else self.eval_model.state_dict())
         return model.eval()
 
     # ---- training -----------------------------------------------------------------
@@ -175,6 +191,8 @@ class Trainer:
             distributed.sync_grads(self.model)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.opt.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             for k in sums:
                 sums[k] += float(losses[k].detach())
             n += 1
@@ -189,7 +207,7 @@ class Trainer:
             rec.update(self.train_epoch(epoch))
             if distributed.any_flag(self.callbacks.should_stop()):
                 raise Cancelled()
-            val = distributed.on_main(lambda: self.evaluate(self.model, self.data.valid))
+            val = distributed.on_main(lambda: self.evaluate(self.eval_model, self.data.valid))
             if val.get("n_nonfinite"):
                 raise Diverged(f"training diverged at epoch {epoch}: {val['n_nonfinite']} validation "
                                "predictions, masteries or gains are not finite numbers (try a lower lr)")
@@ -202,7 +220,7 @@ class Trainer:
             is_best = selection_score(rec) > self.best_score
             if is_best:
                 self.best_score, self.best_epoch, self.bad_epochs = selection_score(rec), epoch, 0
-                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
             else:
                 self.bad_epochs += 1
             self.epoch = epoch
@@ -235,6 +253,10 @@ class FitTrainer:
         self.best_state: dict | None = None
         self.history: list[dict] = []
         self.seconds = 0.0
+
+    @property
+    def eval_model(self):
+        return self.model
 
     def state_dict(self) -> dict:
         return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},

@@ -1,0 +1,92 @@
+"""The moving average of the weights (TrainConfig.ema): what is validated, selected and saved,
+updated after every step with the configured decay, and carried across a resume."""
+import json
+
+import pytest
+import torch
+
+from cmkt.checkpoint import load_checkpoint
+from cmkt.config import build_configs
+from cmkt.datasource import load_training_data
+from cmkt.runs import create_run, execute_run
+from cmkt.trainer import Trainer
+
+TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0"}
+
+
+def _trainer(epochs, ema="0.9", **extra):
+    data = load_training_data("sim:students=60,skills=4", 0.2, 0)
+    mc, tc = build_configs(data.num_skills, "cumulative", "quick", dict(TINY, ema=ema, patience="99", **extra),
+                           epochs=epochs, device="cpu", seed=2)
+    return Trainer(mc, tc, data)
+
+
+def test_the_average_follows_every_step_with_the_decay():
+    tr = _trainer(1, ema="0.9")
+    name = "gain_head.weight"
+    after_steps = []
+    real_step = tr.opt.step
+
+    def step(*a, **k):
+        out = real_step(*a, **k)
+        after_steps.append(dict(tr.model.named_parameters())[name].detach().clone())
+        return out
+    tr.opt.step = step
+    tr.train_epoch(1)
+    assert len(after_steps) > 2
+    expected = after_steps[0]                       # the first update copies the weights
+    for w in after_steps[1:]:
+        expected = 0.9 * expected + 0.1 * w
+    averaged = dict(tr.ema.module.named_parameters())[name]
+    assert torch.allclose(averaged, expected, atol=1e-6)
+    assert not torch.allclose(averaged, after_steps[-1], atol=1e-4)   # not just the last weights
+
+
+def test_the_averaged_weights_are_validated_and_saved(tmp_path):
+    run = create_run(tmp_path, data="sim:students=60,skills=4", preset="quick", epochs=2,
+                     overrides=dict(TINY, ema="0.8", patience="99"), seed=1)
+    seen = {}
+    real_eval = Trainer.evaluate
+
+    def spy(self, model, ds):
+        seen.setdefault("is_average", []).append(model is self.ema.module)
+        seen.setdefault("avg", []).append({k: v.clone() for k, v in self.ema.module.state_dict().items()})
+        seen.setdefault("raw", []).append({k: v.clone() for k, v in self.model.state_dict().items()})
+        return real_eval(self, model, ds)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "evaluate", spy)
+        results = execute_run(run)
+    assert seen["is_average"][:2] == [True, True]       # both epochs validate the average
+    model, meta = load_checkpoint(run)
+    best = meta["epoch"] - 1
+    saved = model.state_dict()
+    assert all(torch.equal(saved[k], seen["avg"][best][k]) for k in saved)   # best.safetensors: the average
+    assert not all(torch.equal(saved[k], seen["raw"][best][k]) for k in saved)
+    assert results["test"]["monotonicity_violation_rate"] == 0
+    assert json.loads((run / "config.json").read_text())["train"]["ema"] == 0.8
+
+
+def test_resume_carries_the_average():
+    straight = _trainer(3)
+    straight.fit()
+    first = _trainer(1)
+    first.fit()
+    state = first.state_dict()
+    assert state["ema"] is not None
+    resumed = _trainer(3)
+    resumed.load_state_dict(state)
+    resumed.fit()
+    a, b = straight.ema.state_dict(), resumed.ema.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert [r["val_auc"] for r in straight.history] == pytest.approx([r["val_auc"] for r in resumed.history], abs=1e-6)
+
+
+def test_ema_off_validates_the_model_itself():
+    tr = _trainer(1, ema="0")
+    assert tr.ema is None and tr.eval_model is tr.model
+
+
+@pytest.mark.parametrize("bad", ["1", "-0.1", "1.5"])
+def test_ema_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="ema"):
+        build_configs(5, "cumulative", "quick", {"ema": bad})
