@@ -55,6 +55,16 @@ def precision_name(dtype: torch.dtype | None) -> str:
     return "bfloat16 autocast" if dtype == torch.bfloat16 else "float32"
 
 
+def precision_plan(device_type: str, width: int | None, amp: str = "auto") -> str:
+    """In words, the precision a model `width` wide trains in on this machine's `device_type`."""
+    dtype = amp_dtype(torch.device(device_type), amp, width)
+    if dtype is None:
+        return "in float32"
+    if device_type == "cpu" and amp == "auto":
+        return "in bfloat16 autocast (this CPU multiplies bfloat16 natively)"
+    return "in bfloat16 autocast"
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """The context the training forward pass runs in (dtype from amp_dtype; None: float32)."""
     if dtype is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cmkt import distributed
+from cmkt import accel, distributed
 from cmkt.datasource import parse_sim_spec
 from cmkt.errors import CmktError
 from cmkt.jobs import cancel_run, list_runs, run_info, start_run
@@ -126,9 +126,13 @@ with st.container(border=True):
         p3, p4 = st.columns(2)
         seed = p3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
         device = p4.selectbox("Device", ["auto", "cpu", "cuda"], key="tr_device")
-        st.caption(distributed.device_plan(device))
-        p5, p6 = st.columns(2)
         gainakt2 = mode not in BASELINE_PRESETS          # predictor settings are GainAKT2's
+        on = "cpu" if device == "cpu" or not distributed.gpu_count() else "cuda"
+        width = PRESETS[preset]["d_model"] if gainakt2 else None
+        st.caption(f"{distributed.device_plan(device)} The `{preset}` model trains "
+                   f"{accel.precision_plan(on, width)} (`amp=auto`; put `amp=off` or `amp=bf16` in the overrides "
+                   "to choose).")
+        p5, p6 = st.columns(2)
         predictor = p5.selectbox("Predictor", ["mastery", "mlp"], key="tr_predictor", disabled=not gainakt2,
                                  help="mastery: P(correct) = mastery + difficulty + a momentary part from the "
                                       "recent answers, so every prediction is explained by mastery; mlp: the "

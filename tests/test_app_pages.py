@@ -269,6 +269,21 @@ def test_compare_page(dash_app):
 
 # ---- Train ------------------------------------------------------------------------------
 
+def test_train_page_says_what_precision_the_preset_trains_in(dash_app, dash_runs, monkeypatch):
+    """amp=auto: bfloat16 for the standard model on a CPU with native bfloat16, float32 for quick."""
+    from cmkt import accel, distributed
+    monkeypatch.setattr(distributed, "gpu_count", lambda: 0)
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: True)
+    at = dash_app("train")
+    no_exception(at)
+    assert any("The `quick` model trains in float32" in c.value for c in at.caption)
+    at.selectbox(key="tr_preset").set_value("standard").run()
+    assert any("The `standard` model trains in bfloat16 autocast" in c.value for c in at.caption)
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: False)
+    at.run()
+    assert any("The `standard` model trains in float32" in c.value for c in at.caption)
+
+
 def test_train_form_errors(dash_app, dash_runs):
     at = dash_app("train")
     no_exception(at)
