@@ -27,6 +27,9 @@ class TrainConfig:
     # decay of an exponential moving average of the weights, updated after every step; validation,
     # model selection and the saved model use the averaged weights (0: off, the last weights)
     ema: float = 0.0
+    # what picks the best epoch (and drives early stopping and the learning-rate plateaus):
+    # validation "auc", or "auc+mastery_auc" (the prediction's AUC plus mastery's own AUC)
+    select_on: str = "auc"
     valid_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -54,6 +57,7 @@ class TrainConfig:
         _check_choice("mastery_hinge", self.mastery_hinge, ("level", "gap"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("amp", self.amp, ("auto", "bf16", "off"))
+        _check_choice("select_on", self.select_on, ("auc", "auc+mastery_auc"))
         _check_number("epochs", self.epochs, lo=1, hi=100_000, integer=True)
         _check_number("batch_size", self.batch_size, lo=1, hi=1_000_000, integer=True)
         _check_number("eval_batch_size", self.eval_batch_size, lo=1, hi=1_000_000, integer=True)

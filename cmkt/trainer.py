@@ -74,9 +74,13 @@ def valid_loss(traj: Trajectories) -> float | None:
     return float(-np.mean(r * np.log(p) + (1 - r) * np.log(1 - p)))
 
 
-def selection_score(rec: dict) -> float:
-    """Model selection: validation AUC (or minus the loss when AUC is undefined)."""
+def selection_score(rec: dict, select_on: str = "auc") -> float:
+    """Model selection (best epoch, early stopping, learning-rate plateaus): validation AUC, or with
+    select_on "auc+mastery_auc" validation AUC plus mastery AUC (the model chosen for its
+    prediction and for its mastery alone); minus the loss when AUC is undefined."""
     if rec.get("val_auc") is not None:
+        if select_on == "auc+mastery_auc" and rec.get("mastery_auc") is not None:
+            return rec["val_auc"] + rec["mastery_auc"]
         return rec["val_auc"]
     return -(rec.get("val_loss") or math.inf)
 
@@ -214,12 +218,12 @@ class Trainer:
             rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
             rec.update(val)
             rec["lr"] = self.opt.param_groups[0]["lr"]
-            self.sched.step(selection_score(rec))
+            self.sched.step(selection_score(rec, self.cfg.select_on))
             rec["seconds"] = time.perf_counter() - t0
             self.seconds += rec["seconds"]
-            is_best = selection_score(rec) > self.best_score
+            is_best = selection_score(rec, self.cfg.select_on) > self.best_score
             if is_best:
-                self.best_score, self.best_epoch, self.bad_epochs = selection_score(rec), epoch, 0
+                self.best_score, self.best_epoch, self.bad_epochs = selection_score(rec, self.cfg.select_on), epoch, 0
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
             else:
                 self.bad_epochs += 1
