@@ -131,3 +131,16 @@ def md_table(header: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def pick_students(ds, interactions: int, seed: int):
+    """A seeded subset of students holding at least `interactions` interactions."""
+    import numpy as np
+    order = np.random.default_rng(seed).permutation(len(ds))
+    total, rows = 0, []
+    for r in order:
+        rows.append(int(r))
+        total += len(ds.skills[r])
+        if total >= interactions:
+            break
+    return ds.subset(sorted(rows))

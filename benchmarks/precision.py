@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (DEFAULT_OUT, SHARED_DATA, command_line, fmt, machine_info,  # noqa: E402
-                     machine_line, md_table, update_doc_section, write_json, write_text)
+                     machine_line, md_table, pick_students, update_doc_section, write_json, write_text)
 
 SETTINGS = {  # name: (amp, attention in float32 under CPU autocast)
     "float32": ("off", True),
@@ -38,18 +38,6 @@ MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm")
 ATTENTION_BACKWARD = "flash_attention_for_cpu_backward"
 QUICK_SIM = "sim:students=40,skills=5"
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "30"}
-
-
-def pick_students(ds, interactions: int, seed: int):
-    """A seeded subset of students holding at least `interactions` interactions."""
-    import numpy as np
-    total, rows = 0, []
-    for r in np.random.default_rng(seed).permutation(len(ds)):
-        rows.append(int(r))
-        total += len(ds.skills[r])
-        if total >= interactions:
-            break
-    return ds.subset(sorted(rows))
 
 
 def measure(data, sub, preset: str, setting: str, overrides: dict, repeats: int, seed: int) -> dict:

@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (DEFAULT_OUT, REPO, SHARED_DATA, command_line, fmt, machine_info,  # noqa: E402
-                     machine_line, md_table, update_doc_section, write_json, write_text)
+                     machine_line, md_table, pick_students, update_doc_section, write_json, write_text)
 
 REF_LEN = 200   # the reference system pads every sequence to 200 steps
 
@@ -152,19 +152,6 @@ def make_loop_model(cfg):
             return GainAKT2Output(logits=logits, mastery=torch.stack(steps, dim=1), gains=gains)
 
     return LoopGainAKT2(cfg)
-
-
-def pick_students(ds, interactions: int, seed: int):
-    """A seeded subset of students holding at least `interactions` interactions."""
-    import numpy as np
-    order = np.random.default_rng(seed).permutation(len(ds))
-    total, rows = 0, []
-    for r in order:
-        rows.append(int(r))
-        total += len(ds.skills[r])
-        if total >= interactions:
-            break
-    return ds.subset(sorted(rows))
 
 
 def batch_groups(ds, batching: str, batch_size: int, seed: int):

@@ -111,8 +111,7 @@ class Trainer:
         self.precision = accel.precision_name(self.amp_dtype)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         # the exponential moving average of the weights (cfg.ema > 0): what is validated and kept
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train_cfg.ema), use_buffers=True)
-                    if train_cfg.ema else None)
+        self.ema = self._new_average() if train_cfg.ema else None
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
         # the interpretability losses belong to GainAKT2; a baseline learns from the prediction alone
         self.weights = train_cfg.weights() if spec_of(model_cfg).aux_losses else (0.0,) * len(LOSS_NAMES)
@@ -124,6 +123,10 @@ class Trainer:
         self.bad_epochs = 0
         self.history: list[dict] = []
         self.seconds = 0.0
+
+    def _new_average(self) -> AveragedModel:
+        """An exponential moving average of the model's weights with decay cfg.ema."""
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
 
     @property
     def eval_model(self):
@@ -147,7 +150,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
             if state.get("ema") is None:             # saved without an average: start it from the weights
-                self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+                self.ema = self._new_average()
             else:
                 self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
