@@ -5,10 +5,14 @@
     python benchmarks/results.py --update-docs            # also rewrite the table in docs/RESULTS.md
     python benchmarks/results.py --datasets assist2015 --preset standard --epochs 10
     python benchmarks/results.py --quick                  # tiny smoke run on simulated data
+    python benchmarks/results.py --datasets assist2015 --modes cumulative --seeds 0,1,2   # + seed spread
 
 For each data set (the three folders of ../shared/data and the built-in `sim`) and each mode,
 train with a named preset (model selection on a seeded validation split carved out of
-train.csv: the best validation-AUC epoch is kept), then score test.csv with that model.
+train.csv: the best epoch by validation AUC, plus validation mastery AUC for the cumulative
+default, is kept), then score test.csv with that model.
+With --seeds, every run is repeated per seed: the first seed fills the main table, and a
+"Spread over seeds" table gives the mean, standard deviation and range of every seed.
 Writes benchmarks/out/results.json, results.csv and results.md (--out to change); every
 run folder is kept under benchmarks/out/runs/ (loadable with `python -m cmkt validate`).
 """
@@ -153,8 +157,11 @@ def corr_ratio(r: dict):
     return None if m is None or not p else m / p
 
 
-def target_lines(rows: list[dict]) -> list[str]:
+def target_lines(rows: list[dict], groups: list[list[dict]] = ()) -> list[str]:
+    """One line per default cumulative row: its figures against issue 9's targets, and the
+    means over seeds where the table has other seeds of the same setting."""
     out = []
+    means = {(g[0]["dataset"], g[0]["mode"]): g for g in groups}
     for r in rows:
         ds = r["dataset"]
         if r["mode"] != "cumulative" or r.get("status") != "ok" or ds not in AUC_TARGET:
@@ -170,8 +177,91 @@ def target_lines(rows: list[dict]) -> list[str]:
         if ds in SATURATION_TARGET:
             sat, w = r.get("mastery_saturation_rate"), SATURATION_TARGET[ds]
             bits.append(f"saturation {fmt(sat)} (target <= {w:.2f}: {'met' if sat is not None and sat <= w else 'not met'})")
-        out.append(f"- {ds}: " + "; ".join(bits))
+        line = f"- {ds}: " + "; ".join(bits)
+        g = means.get((ds, r["mode"]))
+        if g:
+            m = {k: spread([x.get(k) for x in g]) for k, _, _ in SPREAD_KEYS}
+            line += (f". Mean over seeds {', '.join(str(x.get('seed')) for x in g)}: "
+                     + ", ".join(f"{h} {fmt(m[k]['mean'])}" for k, h, _ in SPREAD_KEYS if m[k]))
+            verdicts = [f"test AUC {'met' if m['test_auc']['mean'] >= AUC_TARGET[ds] else 'not met'}"]
+            if ds in MASTERY_AUC_TARGET and m["mastery_auc"]:
+                verdicts.append("mastery AUC " + ("met" if m["mastery_auc"]["mean"] >= MASTERY_AUC_TARGET[ds]
+                                                  else "not met"))
+            if ds in SATURATION_TARGET and m["mastery_saturation_rate"]:
+                verdicts.append("saturation " + ("met" if m["mastery_saturation_rate"]["mean"] <= SATURATION_TARGET[ds]
+                                                 else "not met"))
+            line += " (on the means: " + ", ".join(verdicts) + ")"
+        out.append(line)
     return out
+
+
+SPREAD_KEYS = (("test_auc", "test AUC", 4), ("mastery_auc", "mastery AUC", 4),
+               ("mastery_saturation_rate", "saturation", 4))
+
+
+def effective_overrides(row: dict) -> dict:
+    """The row's --set values that differ from its preset's and mode's defaults (today's), so a
+    run that spelled out a default compares equal to one that did not."""
+    from cmkt.presets import MODE_DEFAULTS, PRESETS
+    defaults = {**PRESETS.get(row.get("preset"), {}), **MODE_DEFAULTS.get(row.get("mode"), {})}
+    return {k: v for k, v in (row.get("overrides") or {}).items()
+            if k not in defaults or str(defaults[k]) != str(v)}
+
+
+def same_setting(a: dict, b: dict) -> bool:
+    """Two rows of one data set, model and setting (they may differ in seed)."""
+    return (all(a.get(k) == b.get(k) for k in ("dataset", "mode", "preset", "epochs"))
+            and effective_overrides(a) == effective_overrides(b))
+
+
+def seed_groups(res: dict) -> list[list[dict]]:
+    """For every main row: it and the other seeds' rows of the same setting (one row per seed,
+    the main row first). Only groups with two seeds or more."""
+    extra = [r for r in res.get("seed_rows", []) if r.get("status") == "ok"]
+    groups = []
+    for r in res["rows"]:
+        if r.get("status") != "ok":
+            continue
+        group, seen = [r], {r.get("seed")}
+        for e in extra:
+            if same_setting(r, e) and e.get("seed") not in seen:
+                group.append(e)
+                seen.add(e.get("seed"))
+        if len(group) > 1:
+            groups.append(group)
+    return groups
+
+
+def spread(values: list) -> dict | None:
+    """Mean, sample standard deviation and range of the values that are not None."""
+    import statistics
+    v = [x for x in values if x is not None]
+    if not v:
+        return None
+    return {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
+            "min": min(v), "max": max(v), "n": len(v)}
+
+
+def fmt_spread(s: dict | None, digits: int = 4) -> str:
+    if s is None:
+        return "–"
+    return (f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f} "
+            f"({s['min']:.{digits}f}–{s['max']:.{digits}f})")
+
+
+def spread_lines(res: dict) -> list[str]:
+    groups = seed_groups(res)
+    if not groups:
+        return []
+    body = []
+    for g in groups:
+        r = g[0]
+        body.append([r["dataset"], r["mode"], ", ".join(str(x.get("seed")) for x in g)]
+                    + [fmt_spread(spread([x.get(k) for x in g]), d) for k, _, d in SPREAD_KEYS]
+                    + [preset_label(r)])
+    return ["", "Spread over seeds (the same settings, one run per seed; mean ± sample standard "
+            "deviation, range in brackets; the main table shows the first seed):", "",
+            md_table(["data set", "model", "seeds"] + [h for _, h, _ in SPREAD_KEYS] + ["preset"], body)]
 
 
 def report(res: dict) -> str:
@@ -181,6 +271,9 @@ def report(res: dict) -> str:
              f"{res['device']})."]
     for m in res.get("merged", []):
         lines.append(f"Merged with `{m['command']}`, measured {m['machine']['date']} on "
+                     f"{machine_line(m['machine'])}.")
+    for m in res.get("seeds_from", []):
+        lines.append(f"Other seeds from `{m['command']}`, measured {m['machine']['date']} on "
                      f"{machine_line(m['machine'])}.")
     lines.append("")
     head = ["data set", "model", "test AUC", "accuracy", "monotonicity viol.", "negative gains",
@@ -201,8 +294,9 @@ def report(res: dict) -> str:
                      f"{r['train_seconds']:.0f}", preset_label(r)])
     lines.append(md_table(head, body))
     lines += ["", "Test split: test.csv (sim: a separately seeded cohort of simulated students); model "
-              "selection: best validation AUC on 20% of train.csv's students (seeded), best epoch's "
-              "weights kept. Violation rates are shares of (step, skill) pairs, `students w/ viol.` "
+              "selection on 20% of train.csv's students (seeded): the best epoch by validation AUC (the "
+              "cumulative default adds validation mastery AUC: `select_on`), its weights kept. "
+              "Violation rates are shares of (step, skill) pairs, `students w/ viol.` "
               "the share of test students with at least one violation. Train s: training time "
               "(epochs + validation scoring), not counting data loading or test scoring. `bf16` in the "
               "preset column: trained in bfloat16 autocast (`amp=auto` on a CPU with native bfloat16, "
@@ -241,7 +335,8 @@ def report(res: dict) -> str:
                   "(compare with the mastery AUC column).", ""]
         lines.append(md_table(["data set"] + [COUNTING_LABELS[n] for n in names],
                               [[ds] + [fmt(c.get(n)) for n in names] for ds, c in counting.items()]))
-    tl = target_lines(rows)
+    lines += spread_lines(res)
+    tl = target_lines(rows, seed_groups(res))
     if tl:
         lines += ["", "Targets of the default cumulative model (issue 9):", ""] + tl
     return "\n".join(lines) + "\n"
@@ -270,6 +365,9 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset value for every run, e.g. --set d_model=96")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="run every model once per seed: the first seed fills the main table, all of "
+                        "them the seed-spread table (default: --seed only)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--data-root", default=str(SHARED_DATA), help="folder holding synthetic/, assist2009/, "
                    "assist2015/ (default ../shared/data)")
@@ -282,6 +380,9 @@ def main(argv=None) -> int:
     p.add_argument("--merge", metavar="RESULTS_JSON", action="append", default=[],
                    help="with --report: add the rows of another run's results.json (e.g. the same "
                         "command run for other --modes); its rows replace those of the same data set and model")
+    p.add_argument("--seeds-from", metavar="RESULTS_JSON", action="append", default=[],
+                   help="with --report: other seeds of the same settings (another run's results.json) "
+                        "for the seed-spread table; they do not replace main-table rows")
     p.add_argument("--report", metavar="RESULTS_JSON", help="train nothing: re-render the tables of an "
                    "earlier run's results.json (with --update-docs: into docs/RESULTS.md)")
     a = p.parse_args(argv)
@@ -295,6 +396,11 @@ def main(argv=None) -> int:
             res["rows"] = [r for r in res["rows"] if (r["dataset"], r["mode"]) not in rerun] + more["rows"]
             res["wall_seconds"] = res.get("wall_seconds", 0) + more.get("wall_seconds", 0)
             res["merged"] = res.get("merged", []) + [{"command": more["command"], "machine": more["machine"]}]
+            res["seed_rows"] = res.get("seed_rows", []) + more.get("seed_rows", [])
+        for extra in a.seeds_from:
+            more = json.loads(Path(extra).read_text())
+            res["seed_rows"] = res.get("seed_rows", []) + more["rows"] + more.get("seed_rows", [])
+            res["seeds_from"] = res.get("seeds_from", []) + [{"command": more["command"], "machine": more["machine"]}]
         order = {(n, m): i for i, (n, m) in enumerate((n, m) for n in DATASETS for m in MODES)}
         res["rows"].sort(key=lambda r: order.get((r["dataset"], r["mode"]), 99))
         text = report(res)
@@ -312,6 +418,12 @@ def main(argv=None) -> int:
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
     if any(m not in MODES for m in modes):
         p.error("--modes takes " + ", ".join(MODES))
+    try:
+        seeds = [int(x) for x in a.seeds.split(",") if x.strip()] if a.seeds else [a.seed]
+    except ValueError:
+        p.error(f"--seeds {a.seeds!r}: expected whole numbers separated by commas")
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        p.error(f"--seeds {a.seeds!r}: expected distinct seeds >= 0")
     extra = {}
     for item in a.set:
         k, eq, v = item.partition("=")
@@ -323,7 +435,7 @@ def main(argv=None) -> int:
     data_root = Path(a.data_root)
 
     info = machine_info()
-    res = {"machine": info, "command": command_line(), "device": a.device, "rows": []}
+    res = {"machine": info, "command": command_line(), "device": a.device, "rows": [], "seed_rows": []}
     t_start = time.perf_counter()
     for name in names:
         preset, overrides, epochs = DATASETS[name]
@@ -344,34 +456,35 @@ def main(argv=None) -> int:
             res.setdefault("counting", {})[name] = counting_aucs(
                 train, load_eval_data(spec, "test", skill_labels=train.skill_labels, num_skills=train.num_skills))
         for mode in modes:
-            print(f"[results] {name} {mode} preset={preset} {overrides or ''} epochs={epochs or 'preset'}",
-                  file=sys.stderr, flush=True)
-            try:
-                row = run_one(name, mode, spec, preset, overrides, epochs, a.seed, runs_dir, a.device)
-            except Exception as e:  # noqa: BLE001 - one failed run must not lose the others
-                traceback.print_exc()
-                row = {"dataset": name, "mode": mode, "preset": preset, "overrides": overrides,
-                       "epochs": epochs, "seed": a.seed, "status": "failed", "error": f"{type(e).__name__}: {e}",
-                       "run": ""}
-            res["rows"].append(row)
-            if row["status"] == "ok":
-                print(f"[results] {name} {mode}: test AUC {fmt(row['test_auc'])}, mastery-perf r "
-                      f"{fmt(row['mastery_performance_corr'], 3)}, {row['train_seconds']:.0f}s training",
-                      file=sys.stderr, flush=True)
-            res["wall_seconds"] = time.perf_counter() - t_start
-            write_json(out / "results.json", res)          # after every run: progress survives
+            for i, seed in enumerate(seeds):
+                print(f"[results] {name} {mode} preset={preset} {overrides or ''} epochs={epochs or 'preset'}"
+                      + (f" seed={seed}" if len(seeds) > 1 else ""), file=sys.stderr, flush=True)
+                try:
+                    row = run_one(name, mode, spec, preset, overrides, epochs, seed, runs_dir, a.device)
+                except Exception as e:  # noqa: BLE001 - one failed run must not lose the others
+                    traceback.print_exc()
+                    row = {"dataset": name, "mode": mode, "preset": preset, "overrides": overrides,
+                           "epochs": epochs, "seed": seed, "status": "failed",
+                           "error": f"{type(e).__name__}: {e}", "run": ""}
+                res["rows" if i == 0 else "seed_rows"].append(row)
+                if row["status"] == "ok":
+                    print(f"[results] {name} {mode}: test AUC {fmt(row['test_auc'])}, mastery-perf r "
+                          f"{fmt(row['mastery_performance_corr'], 3)}, {row['train_seconds']:.0f}s training",
+                          file=sys.stderr, flush=True)
+                res["wall_seconds"] = time.perf_counter() - t_start
+                write_json(out / "results.json", res)      # after every run: progress survives
     info["loadavg_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
     res["wall_seconds"] = time.perf_counter() - t_start
     text = report(res)
     write_json(out / "results.json", res)
-    write_text(out / "results.csv", to_csv(res["rows"]))
+    write_text(out / "results.csv", to_csv(res["rows"] + res["seed_rows"]))
     write_text(out / "results.md", text)
     print(text)
     print(f"[results] wrote {out}/results.json, results.csv, results.md "
           f"({res['wall_seconds'] / 60:.1f} min)", file=sys.stderr)
     if a.update_docs:
         update_doc_section("results", text)
-    failed = [r for r in res["rows"] if r["status"] != "ok"]
+    failed = [r for r in res["rows"] + res["seed_rows"] if r["status"] != "ok"]
     return 1 if failed or not res["rows"] else 0
 
 

@@ -178,8 +178,11 @@ def collate_to(ds, windows, idx, device, pad_to):
 
 
 def hinge_kw(train_cfg) -> dict:
-    """The trainer's mastery-performance hinge choice, passed on as Trainer.train_epoch does."""
-    return {"mastery_hinge": train_cfg.mastery_hinge} if hasattr(train_cfg, "mastery_hinge") else {}
+    """The trainer's loss choices (the hinge and the mastery part's own cross-entropy weight),
+    passed on as Trainer.train_epoch does."""
+    if not hasattr(train_cfg, "mastery_hinge"):
+        return {}
+    return {"mastery_hinge": train_cfg.mastery_hinge, "mastery_loss": train_cfg.mastery_loss}
 
 
 def sync(device):

@@ -7,10 +7,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_script(name, *args, timeout=120):
+def run_script(name, *args, timeout=120, check=True):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *map(str, args)],
                           capture_output=True, text=True, cwd=REPO, timeout=timeout)
-    assert proc.returncode == 0, f"{name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    if check:
+        assert proc.returncode == 0, f"{name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
     return proc
 
 
@@ -109,3 +110,39 @@ def test_results_merge_replaces_a_rerun(tmp_path):
     assert new_auc in cum[0]                                # the rerun's figure
     assert any("| pfa |" in line for line in rows)          # the rows not rerun are kept
     assert a["rows"][0]["mode"] == "cumulative"
+
+
+def test_results_seeds_give_a_spread_table(tmp_path):
+    """--seeds 0,1: the first seed fills the main table, and the spread table gives the mean, the
+    standard deviation and the range of both; --report A --seeds-from B does the same from two runs."""
+    import statistics
+    run_script("results.py", "--quick", "--modes", "cumulative", "--seeds", "0,1", "--out", tmp_path / "s",
+               timeout=240)
+    res = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert [r["seed"] for r in res["rows"]] == [0] and [r["seed"] for r in res["seed_rows"]] == [1]
+    aucs = [res["rows"][0]["test_auc"], res["seed_rows"][0]["test_auc"]]
+    assert aucs[0] != aucs[1]                                # two different runs
+    md = (tmp_path / "s" / "results.md").read_text()
+    spread = [line for line in md.splitlines() if line.startswith("| sim | cumulative | 0, 1 |")]
+    assert len(spread) == 1
+    want = (f"{statistics.fmean(aucs):.4f} ± {statistics.stdev(aucs):.4f} "
+            f"({min(aucs):.4f}–{max(aucs):.4f})")
+    assert want in spread[0]
+    assert len([line for line in md.splitlines() if line.startswith("| sim | **cumulative** |")]) == 1
+    assert (tmp_path / "s" / "results.csv").read_text().count("\nsim,cumulative,") == 2
+
+    # the same from two separate runs; a setting that differs (another d_model) is not pooled
+    run_script("results.py", "--quick", "--modes", "cumulative", "--seed", "1", "--out", tmp_path / "b")
+    run_script("results.py", "--quick", "--modes", "cumulative", "--seed", "2", "--set", "d_model=8",
+               "--set", "n_heads=1", "--out", tmp_path / "c")
+    a_only = tmp_path / "a.json"
+    a_only.write_text(json.dumps({**res, "seed_rows": []}))
+    proc = run_script("results.py", "--report", a_only, "--seeds-from", tmp_path / "b" / "results.json",
+                      "--seeds-from", tmp_path / "c" / "results.json")
+    spread = [line for line in proc.stdout.splitlines() if line.startswith("| sim | cumulative | 0, ")]
+    assert len(spread) == 1 and spread[0].startswith("| sim | cumulative | 0, 1 |")   # seed 2 differs
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert b["rows"][0]["test_auc"] == aucs[1]              # the same seed trains the same model
+    assert want in spread[0]
+    proc = run_script("results.py", "--quick", "--seeds", "1,1", "--out", tmp_path / "x", check=False)
+    assert proc.returncode != 0 and "--seeds" in proc.stderr
