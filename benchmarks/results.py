@@ -249,8 +249,8 @@ def fmt_spread(s: dict | None, digits: int = 4) -> str:
             f"({s['min']:.{digits}f}–{s['max']:.{digits}f})")
 
 
-def spread_lines(res: dict) -> list[str]:
-    groups = seed_groups(res)
+def spread_lines(groups: list[list[dict]]) -> list[str]:
+    """The seed-spread table of seed_groups' groups (nothing when there are none)."""
     if not groups:
         return []
     body = []
@@ -335,8 +335,9 @@ def report(res: dict) -> str:
                   "(compare with the mastery AUC column).", ""]
         lines.append(md_table(["data set"] + [COUNTING_LABELS[n] for n in names],
                               [[ds] + [fmt(c.get(n)) for n in names] for ds, c in counting.items()]))
-    lines += spread_lines(res)
-    tl = target_lines(rows, seed_groups(res))
+    groups = seed_groups(res)
+    lines += spread_lines(groups)
+    tl = target_lines(rows, groups)
     if tl:
         lines += ["", "Targets of the default cumulative model (issue 9):", ""] + tl
     return "\n".join(lines) + "\n"
