@@ -157,6 +157,12 @@ def corr_ratio(r: dict):
     return None if m is None or not p else m / p
 
 
+def met(value, want: float, at_most: bool = False) -> str:
+    """'met' when value reaches the target (at least want; at most want with at_most)."""
+    ok = value is not None and (value <= want if at_most else value >= want)
+    return "met" if ok else "not met"
+
+
 def target_lines(rows: list[dict], groups: list[list[dict]] = ()) -> list[str]:
     """One line per default cumulative row: its figures against issue 9's targets, and the
     means over seeds where the table has other seeds of the same setting."""
@@ -169,27 +175,26 @@ def target_lines(rows: list[dict], groups: list[list[dict]] = ()) -> list[str]:
         viol = [r[k] for k in ("monotonicity_violation_rate", "negative_gain_rate", "bounds_violation_rate")]
         zero = all(v == 0 for v in viol)
         auc, want = r["test_auc"], AUC_TARGET[ds]
-        bits = [f"test AUC {fmt(auc)} (target {want:.3f}: {'met' if auc is not None and auc >= want else 'not met'})",
+        bits = [f"test AUC {fmt(auc)} (target {want:.3f}: {met(auc, want)})",
                 f"violations {'all 0' if zero else 'NOT 0'}"]
         if ds in MASTERY_AUC_TARGET:
             m, w = r.get("mastery_auc"), MASTERY_AUC_TARGET[ds]
-            bits.append(f"mastery AUC {fmt(m)} (target {w:.2f}: {'met' if m is not None and m >= w else 'not met'})")
+            bits.append(f"mastery AUC {fmt(m)} (target {w:.2f}: {met(m, w)})")
         if ds in SATURATION_TARGET:
             sat, w = r.get("mastery_saturation_rate"), SATURATION_TARGET[ds]
-            bits.append(f"saturation {fmt(sat)} (target <= {w:.2f}: {'met' if sat is not None and sat <= w else 'not met'})")
+            bits.append(f"saturation {fmt(sat)} (target <= {w:.2f}: {met(sat, w, at_most=True)})")
         line = f"- {ds}: " + "; ".join(bits)
         g = means.get((ds, r["mode"]))
         if g:
             m = {k: spread([x.get(k) for x in g]) for k, _, _ in SPREAD_KEYS}
             line += (f". Mean over seeds {', '.join(str(x.get('seed')) for x in g)}: "
                      + ", ".join(f"{h} {fmt(m[k]['mean'])}" for k, h, _ in SPREAD_KEYS if m[k]))
-            verdicts = [f"test AUC {'met' if m['test_auc']['mean'] >= AUC_TARGET[ds] else 'not met'}"]
+            mean = {k: (m[k] or {}).get("mean") for k in m}
+            verdicts = [f"test AUC {met(mean['test_auc'], AUC_TARGET[ds])}"]
             if ds in MASTERY_AUC_TARGET and m["mastery_auc"]:
-                verdicts.append("mastery AUC " + ("met" if m["mastery_auc"]["mean"] >= MASTERY_AUC_TARGET[ds]
-                                                  else "not met"))
+                verdicts.append(f"mastery AUC {met(mean['mastery_auc'], MASTERY_AUC_TARGET[ds])}")
             if ds in SATURATION_TARGET and m["mastery_saturation_rate"]:
-                verdicts.append("saturation " + ("met" if m["mastery_saturation_rate"]["mean"] <= SATURATION_TARGET[ds]
-                                                 else "not met"))
+                verdicts.append(f"saturation {met(mean['mastery_saturation_rate'], SATURATION_TARGET[ds], at_most=True)}")
             line += " (on the means: " + ", ".join(verdicts) + ")"
         out.append(line)
     return out
