@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import sys
 import time
 import traceback
@@ -136,14 +137,16 @@ def run_one(name: str, mode: str, spec: str, preset: str, overrides: dict, epoch
            "n_params": res.get("n_params"), "train_seconds": res.get("train_seconds"),
            "wall_seconds": wall, "val_auc": valid.get("val_auc"), "best_epoch": res.get("best_epoch"),
            "epochs_run": res.get("epochs_run"), "stopped_early": res.get("stopped_early"),
-           "precision": res.get("precision"), "status": "ok"}
+           "precision": res.get("precision"), "config": setting_of({"run": str(run)}), "status": "ok"}
     if name != "sim":
         row["mastery_recovery_corr"] = None   # defined on simulated data only
     return row
 
 
 def preset_label(row: dict) -> str:
-    extra = ", ".join(f"{k}={v}" for k, v in sorted(row["overrides"].items()))
+    """The preset and the --set values that are not today's defaults (a run that spelled out a
+    value that has since become the default reads as the default)."""
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(effective_overrides(row).items()))
     label = row["preset"] + (f" ({extra})" if extra else "")
     if row.get("epochs"):
         label += f", {row['epochs']} epochs max"
@@ -213,10 +216,45 @@ def effective_overrides(row: dict) -> dict:
             if k not in defaults or str(defaults[k]) != str(v)}
 
 
+# training values that a run's seed, machine or data path may change without changing the setting
+NOT_SETTING = ("seed", "device", "num_threads", "data", "wandb", "eval_batch_size")
+
+
+def setting_of(row: dict) -> dict | None:
+    """The model and training configuration a row was trained with, less what does not make a
+    setting (seed, device, data path), with every value a config written before it existed
+    filled in with its default (the defaults reproduce what older runs did): the row's own copy,
+    else its run folder's config.json, else None (a row from before rows kept it, whose run
+    folder is gone)."""
+    from dataclasses import MISSING, fields
+    from cmkt.config import TrainConfig
+    from cmkt.models import config_from_dict, config_to_dict
+    saved = row.get("config")
+    if not saved:
+        try:
+            saved = json.loads((Path(row["run"]) / "config.json").read_text())
+        except (KeyError, TypeError, OSError, ValueError):
+            return None
+    model = saved.get("model") or {}
+    try:
+        model = config_to_dict(config_from_dict(model))
+    except (TypeError, ValueError):
+        pass                                  # compared as saved
+    train = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    train.update(saved.get("train") or {})
+    return {"model": model, "train": {k: v for k, v in train.items() if k not in NOT_SETTING}}
+
+
 def same_setting(a: dict, b: dict) -> bool:
-    """Two rows of one data set, model and setting (they may differ in seed)."""
-    return (all(a.get(k) == b.get(k) for k in ("dataset", "mode", "preset", "epochs"))
-            and effective_overrides(a) == effective_overrides(b))
+    """Two rows of one data set, model and setting (they may differ in seed). The settings are
+    the saved configurations where both rows have one (so a default that changed between the two
+    runs keeps them apart), else the --set values that differ from today's defaults."""
+    if not all(a.get(k) == b.get(k) for k in ("dataset", "mode", "preset", "epochs")):
+        return False
+    ca, cb = setting_of(a), setting_of(b)
+    if ca is not None and cb is not None:
+        return ca == cb
+    return effective_overrides(a) == effective_overrides(b)
 
 
 def seed_groups(res: dict) -> list[list[dict]]:
@@ -394,7 +432,6 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     if a.report:
-        import json
         res = json.loads(Path(a.report).read_text())
         for extra in a.merge:
             more = json.loads(Path(extra).read_text())

@@ -102,7 +102,8 @@ def rss_mb() -> float:
 # the reference approach, built from cmkt's own parts (same modules, same weights)
 
 FIRST_RELEASE = {"predictor": "mlp", "base": "context", "accumulation": "linear", "momentary_bound": "1",
-                 "mastery_loss": "0", "readout": "none", "recurrent": "0"}
+                 "mastery_loss": "0", "readout": "none", "recurrent": "0",
+                 "gain_encoder": "value"}
 # the first release dropped out attention weights at the dropout rate (the unfused attention
 # kernel) and drew dropout masks with torch's Bernoulli kernel; cmkt's presets choose their own
 # (attn_dropout 0: the fused attention kernel; dropout_kernel "fast": cmkt/model/dropout.py).

@@ -29,13 +29,14 @@ PRESETS: dict[str, dict] = {
 
 # Model choices every preset makes per mode (after measuring them: docs/MODEL.md, docs/RESULTS.md).
 # A cumulative model predicts from its mastery (mastery + difficulty + momentary), starts from a
-# per-skill prior, accumulates gains on the gap to full mastery and is trained to make mastery by
-# itself a good estimate (mastery_loss), and its best epoch is chosen for the prediction and for
+# per-skill prior, accumulates gains on the gap to full mastery, reads its gains from an LSTM of
+# their own (so the mastery losses do not shape the transformer the prediction reads), is trained
+# to make mastery by itself a good estimate (mastery_loss), and its best epoch is chosen for the prediction and for
 # mastery alone (select_on: validation AUC + mastery AUC). The original model predicts the same way
 # (like for like) and keeps the accuracy reference's selection on validation AUC.
 MODE_DEFAULTS: dict[str, dict] = {
     "cumulative": dict(predictor="mastery", base="prior", accumulation="gap", momentary_bound=None,
-                       mastery_loss=1.0, select_on="auc+mastery_auc"),
+                       gain_encoder="recurrent", mastery_loss=1.5, select_on="auc+mastery_auc"),
     "original": dict(predictor="mastery", momentary_bound=None, mastery_loss=1.0),
 }
 

@@ -144,5 +144,21 @@ def test_results_seeds_give_a_spread_table(tmp_path):
     b = json.loads((tmp_path / "b" / "results.json").read_text())
     assert b["rows"][0]["test_auc"] == aucs[1]              # the same seed trains the same model
     assert want in spread[0]
+
+    # rows keep their saved configuration: one trained under another default (same --set values)
+    # is not pooled; a row from before rows kept it (no config, no run folder) falls back on --set
+    b_row = b["rows"][0]
+    assert b_row["config"]["model"]["d_model"] == res["rows"][0]["config"]["model"]["d_model"]
+    assert "seed" not in b_row["config"]["train"]
+    changed = {**b_row, "config": {**b_row["config"], "model": {**b_row["config"]["model"], "gain_encoder": "value"}}}
+    if b_row["config"]["model"]["gain_encoder"] == "value":
+        changed["config"]["model"]["gain_encoder"] = "recurrent"
+    older = {k: v for k, v in b_row.items() if k != "config"} | {"run": str(tmp_path / "gone")}
+    for row, pooled in ((changed, False), (older, True)):
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps({**b, "rows": [row]}))
+        proc = run_script("results.py", "--report", a_only, "--seeds-from", other)
+        spread = [line for line in proc.stdout.splitlines() if line.startswith("| sim | cumulative | 0, ")]
+        assert (len(spread) == 1) is pooled
     proc = run_script("results.py", "--quick", "--seeds", "1,1", "--out", tmp_path / "x", check=False)
     assert proc.returncode != 0 and "--seeds" in proc.stderr

@@ -25,6 +25,11 @@ VARIANTS = {
     "mastery-gap-lstm": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8),
     "mastery-gap-lstm-head": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8,
                                   recurrent_head="skill"),
+    "mastery-gap-gain-lstm": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8,
+                                  recurrent_head="skill", gain_encoder="recurrent", gain_hidden=8),
+    "mastery-gap-gain-detached": dict(MASTERY, accumulation="gap", gain_encoder="detached"),
+    "mastery-gap-gain-both": dict(MASTERY, accumulation="gap", momentary_bound=None, readout="attention",
+                                  gain_encoder="both", gain_hidden=8),
 }
 
 
@@ -182,7 +187,49 @@ def test_mastery_predictor_needs_the_prior_base_in_cumulative_mode():
         ModelConfig(num_skills=3, predictor="mastery", base="context")
 
 
-@pytest.mark.parametrize("variant", ["mlp-context-linear", "mastery-gap-readout"])
+@torch.no_grad()
+@pytest.mark.parametrize("mode", ["cumulative", "original"])
+def test_a_recurrent_gain_encoder_makes_gains_independent_of_the_transformer(mode):
+    """gain_encoder='recurrent': gains (and so cumulative mastery) are read from an LSTM of their
+    own; moving the transformer's weights moves the prediction but not one gain. With the shared
+    value stream ('value') the same move changes the gains."""
+    s, r = torch.randint(0, 6, (3, 20)), torch.randint(0, 2, (3, 20))
+    for encoder, independent in (("recurrent", True), ("both", False), ("value", False)):
+        model = model_of(num_skills=6, mode=mode, **VARIANTS["mastery-gap-gain-lstm"] | {"gain_encoder": encoder}).eval()
+        perturb_weights(model, 2, 0.5)
+        before = model(s, r)
+        for p in model.blocks.parameters():
+            p.add_(0.3)
+        after = model(s, r)
+        assert torch.equal(after.gains, before.gains) is independent
+        assert not torch.allclose(after.logits, before.logits)
+    assert model.gain_head.in_features == 16 and not hasattr(model, "gain_rnn")
+    lstm = model_of(num_skills=6, **VARIANTS["mastery-gap-gain-lstm"])
+    assert lstm.gain_head.in_features == 8 and lstm.gain_rnn.hidden_size == 8
+    with pytest.raises(ValueError, match="gain_encoder"):
+        ModelConfig(num_skills=5, gain_encoder="gru")
+
+
+@pytest.mark.parametrize("encoder, reaches", [("value", True), ("detached", False), ("recurrent", False),
+                                              ("both", False)])
+def test_only_the_shared_gain_encoder_sends_gradient_from_mastery_into_the_transformer(encoder, reaches):
+    """gain_encoder 'detached' and 'both' read the value stream without a gradient back into it,
+    'recurrent' does not read it: the mastery losses then train the gain side only (head, prior,
+    the gains' own LSTM), never the transformer that the prediction shares."""
+    s, r = torch.randint(0, 6, (3, 20)), torch.randint(0, 2, (3, 20))
+    model = model_of(num_skills=6, **VARIANTS["mastery-gap-gain-both"] | {"gain_encoder": encoder})
+    model(s, r).mastery.sum().backward()
+    grads = [p.grad for p in model.blocks.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads) is reaches
+    assert model.gain_head.weight.grad.abs().sum() > 0
+    if encoder in ("recurrent", "both"):
+        assert all(p.grad.abs().sum() > 0 for p in model.gain_rnn.parameters())
+        width = 8 + (16 if encoder == "both" else 0)
+        assert model.gain_head.in_features == width
+
+
+@pytest.mark.parametrize("variant", ["mlp-context-linear", "mastery-gap-readout", "mastery-gap-gain-lstm",
+                                     "mastery-gap-gain-both"])
 def test_long_students_are_trained_as_they_are_scored(variant):
     """What the trainer feeds the model for a long student (chained windows, each starting from
     the previous window's last mastery) is exactly what scoring reports."""

@@ -10,6 +10,7 @@ BASES = ("context", "prior")
 ACCUMULATIONS = ("linear", "gap")
 READOUTS = ("none", "attention")
 RECURRENT_HEADS = ("none", "skill")
+GAIN_ENCODERS = ("value", "detached", "recurrent", "both")
 DROPOUT_KERNELS = ("torch", "fast")
 
 # Auxiliary loss weight sets of the seed system, in the order
@@ -103,6 +104,12 @@ class ModelConfig:
     # with recurrent > 0: also read the LSTM state through a per-skill output layer at s_t (as DKT
     # does) and add it to the momentary part ("skill"), or not ("none")
     recurrent_head: str = "none"
+    # what the gain head reads: "value" (the transformer's value stream, shared with the
+    # predictor), "detached" (the same, with no gradient from gains back into the transformer) or
+    # "recurrent" (an LSTM over the interactions of its own, gain_hidden wide) or "both" (the
+    # detached value stream and that LSTM side by side)
+    gain_encoder: str = "value"
+    gain_hidden: int = 128
 
     def __post_init__(self):
         _check_choice("mode", self.mode, MODES)
@@ -111,6 +118,8 @@ class ModelConfig:
         _check_choice("accumulation", self.accumulation, ACCUMULATIONS)
         _check_choice("readout", self.readout, READOUTS)
         _check_choice("recurrent_head", self.recurrent_head, RECURRENT_HEADS)
+        _check_choice("gain_encoder", self.gain_encoder, GAIN_ENCODERS)
+        _check_number("gain_hidden", self.gain_hidden, lo=1, hi=8192, integer=True)
         _check_choice("dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
         _check_number("num_skills", self.num_skills, lo=1, integer=True)
         _check_number("max_len", self.max_len, lo=2, hi=100_000, integer=True)

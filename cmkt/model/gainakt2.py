@@ -97,6 +97,8 @@ class GainAKT2(nn.Module):
     mode "original":   gains = linear(value), mastery = linear(context), per step.
     mode "cumulative": gains >= 0 (ReLU of a linear head), mastery starts from a base in [0, 1]
                        and only accumulates gains: m_t = min(1, m_{t-1} + gain_scale * g_t).
+    gain_encoder:        what the gain head reads: the value stream ("value"), the same without a
+                         gradient back ("detached"), an LSTM of its own ("recurrent") or both.
     predictor "mlp":     logit = MLP(streams of step t-1, skill s_t).
     predictor "mastery": logit = mastery part (increasing in m_{t-1}[s_t]) + difficulty(s_t)
                          + momentary part (the MLP, bounded by momentary_bound).
@@ -126,7 +128,11 @@ class GainAKT2(nn.Module):
             nn.Linear(n_in, cfg.d_ff), nn.GELU(), Dropout(cfg.dropout, cfg.dropout_kernel),
             nn.Linear(cfg.d_ff, cfg.d_ff // 2), nn.GELU(), nn.Linear(cfg.d_ff // 2, 1))
         self.mastery_head = nn.Linear(d, C)
-        self.gain_head = nn.Linear(d, C)
+        if cfg.gain_encoder in ("recurrent", "both"):
+            self.gain_embed = nn.Embedding(2 * C, d)
+            self.gain_rnn = nn.LSTM(d, cfg.gain_hidden, batch_first=True)
+        gain_in = {"recurrent": cfg.gain_hidden, "both": d + cfg.gain_hidden}.get(cfg.gain_encoder, d)
+        self.gain_head = nn.Linear(gain_in, C)
         if cfg.base == "prior" or cfg.predictor == "mastery":
             self.prior = nn.Parameter(torch.zeros(C))          # mastery before any step (logit / raw)
         if cfg.predictor == "mastery":
@@ -201,7 +207,13 @@ class GainAKT2(nn.Module):
             per_skill = self.rnn_out(self.emb_drop(h_prev))                          # (B, T, C)
             streams = streams + per_skill.gather(-1, skills.unsqueeze(-1)).squeeze(-1)
 
-        raw_gain = self.gain_head(val)                                     # (B, T, C)
+        if cfg.gain_encoder in ("recurrent", "both"):
+            gain_in = self.gain_rnn(self.emb_drop(self.gain_embed(tokens)))[0]      # (B, T, G) after step t
+            if cfg.gain_encoder == "both":
+                gain_in = torch.cat([val.detach(), gain_in], dim=-1)               # (B, T, D + G)
+        else:
+            gain_in = val.detach() if cfg.gain_encoder == "detached" else val       # (B, T, D)
+        raw_gain = self.gain_head(gain_in)                                 # (B, T, C)
         if cfg.mode == "original":
             gains = raw_gain
             mastery = self.mastery_head(ctx)                               # (B, T, C)
