@@ -37,7 +37,7 @@ SETTINGS = {  # name: (amp, attention in float32 under CPU autocast)
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm")
 ATTENTION_BACKWARD = "flash_attention_for_cpu_backward"
 QUICK_SIM = "sim:students=40,skills=5"
-TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "30"}
+TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "30", "gain_hidden": "16"}
 
 
 def measure(data, sub, preset: str, setting: str, overrides: dict, repeats: int, seed: int) -> dict:

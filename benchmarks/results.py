@@ -62,7 +62,7 @@ METRIC_KEYS = ("monotonicity_violation_rate", "negative_gain_rate", "bounds_viol
                "prediction_performance_corr", "mastery_auc", "mastery_saturation_rate",
                "mastery_recovery_corr", "n_students", "n_interactions")
 
-TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "50"}
+TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "50", "gain_hidden": "16"}
 QUICK_SIM = "sim:students=60,skills=6"
 
 COLUMNS = [  # (json key in the row, CSV / table header)
@@ -247,14 +247,15 @@ def setting_of(row: dict) -> dict | None:
 
 def same_setting(a: dict, b: dict) -> bool:
     """Two rows of one data set, model and setting (they may differ in seed). The settings are
-    the saved configurations where both rows have one (so a default that changed between the two
-    runs keeps them apart), else the --set values that differ from today's defaults."""
+    the saved configurations (so a default that changed between the two runs keeps them apart);
+    a row with one and a row without are never the same; two rows without one (their run folders
+    gone) compare their --set values that differ from today's defaults."""
     if not all(a.get(k) == b.get(k) for k in ("dataset", "mode", "preset", "epochs")):
         return False
     ca, cb = setting_of(a), setting_of(b)
-    if ca is not None and cb is not None:
-        return ca == cb
-    return effective_overrides(a) == effective_overrides(b)
+    if ca is None and cb is None:
+        return effective_overrides(a) == effective_overrides(b)
+    return ca == cb
 
 
 def seed_groups(res: dict) -> list[list[dict]]:

@@ -30,7 +30,7 @@ from _common import DEFAULT_OUT, REPO, command_line, machine_info, md_table, wri
 
 MEM_BOUND_GB = 4.0
 TINY = ["--set", "d_model=32", "--set", "n_heads=2", "--set", "d_ff=64", "--set", "max_len=100",
-        "--set", "dropout=0"]
+        "--set", "dropout=0", "--set", "gain_hidden=32"]
 
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:

@@ -143,7 +143,7 @@ def make_loop_model(cfg):
             prev_val = torch.cat([self.start[1].expand(B, 1, -1), val[:, :-1]], dim=1)
             feats = torch.cat([prev_ctx, prev_val, self.skill_embed(skills)], dim=-1)
             logits = self.predictor(feats).squeeze(-1)
-            gains = F.relu(self.gain_head(val))
+            gains = F.relu(self.gain_head(self.gain_input(tokens, val)))
             gains = torch.cat([torch.zeros_like(gains[:, :1]), gains[:, 1:]], dim=1)  # step 1 made the base
             m = torch.sigmoid(self.mastery_head(ctx[:, 0]))            # (B, C)
             steps = []

@@ -27,7 +27,7 @@ from _common import (DEFAULT_OUT, REPO, SHARED_DATA, command_line, fmt, machine_
 BOUNDS = ("0", "0.5", "1", "2", "inf")
 ASSET = REPO / "assets" / "tradeoff.json"
 QUICK_SIM = "sim:students=60,skills=6"
-TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "50"}
+TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "50", "gain_hidden": "16"}
 
 
 def corr_ratio(test: dict):

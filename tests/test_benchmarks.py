@@ -146,7 +146,8 @@ def test_results_seeds_give_a_spread_table(tmp_path):
     assert want in spread[0]
 
     # rows keep their saved configuration: one trained under another default (same --set values)
-    # is not pooled; a row from before rows kept it (no config, no run folder) falls back on --set
+    # is not pooled, nor is a row from before rows kept it (no config, no run folder), unless the
+    # main row has none either: then their --set values are compared
     b_row = b["rows"][0]
     assert b_row["config"]["model"]["d_model"] == res["rows"][0]["config"]["model"]["d_model"]
     assert "seed" not in b_row["config"]["train"]
@@ -154,10 +155,13 @@ def test_results_seeds_give_a_spread_table(tmp_path):
     if b_row["config"]["model"]["gain_encoder"] == "value":
         changed["config"]["model"]["gain_encoder"] = "recurrent"
     older = {k: v for k, v in b_row.items() if k != "config"} | {"run": str(tmp_path / "gone")}
-    for row, pooled in ((changed, False), (older, True)):
+    main_older = tmp_path / "a_older.json"
+    main_older.write_text(json.dumps({**res, "seed_rows": [], "rows": [
+        {k: v for k, v in res["rows"][0].items() if k != "config"} | {"run": str(tmp_path / "gone0")}]}))
+    for main, row, pooled in ((a_only, changed, False), (a_only, older, False), (main_older, older, True)):
         other = tmp_path / "other.json"
         other.write_text(json.dumps({**b, "rows": [row]}))
-        proc = run_script("results.py", "--report", a_only, "--seeds-from", other)
+        proc = run_script("results.py", "--report", main, "--seeds-from", other)
         spread = [line for line in proc.stdout.splitlines() if line.startswith("| sim | cumulative | 0, ")]
         assert (len(spread) == 1) is pooled
     proc = run_script("results.py", "--quick", "--seeds", "1,1", "--out", tmp_path / "x", check=False)

@@ -299,3 +299,34 @@ def test_mastery_is_float32_under_bf16_autocast():
     assert out.mastery.dtype == torch.float32 and out.gains.dtype == torch.float32
     assert bool((out.gains >= 0).all()) and bool((out.mastery <= 1).all())
     assert bool((out.mastery[:, 1:] >= out.mastery[:, :-1] - 1e-6).all())
+
+
+def test_checkpoints_written_before_gain_encoder_load_as_trained_and_foreign_gain_weights_are_refused(tmp_path):
+    """A checkpoint whose saved config predates gain_encoder / gain_hidden rebuilds with the value
+    stream (as it was trained) and predicts the same; an LSTM encoder's weights under a config
+    that has none are refused, naming the file."""
+    import json as _json
+    from safetensors.torch import save_file
+    from cmkt.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+    from cmkt.errors import CheckpointError
+    from cmkt.models import config_to_dict
+    s, r = torch.randint(0, 6, (2, 12)), torch.randint(0, 2, (2, 12))
+    old = model_of(num_skills=6, **VARIANTS["mastery-gap-readout"]).eval()
+    old_cfg = {k: v for k, v in config_to_dict(old.cfg).items() if k not in ("gain_encoder", "gain_hidden")}
+    state = {k: v.contiguous() for k, v in old.state_dict().items()}
+    path = tmp_path / "old.safetensors"
+    save_file(state, str(path), metadata={"format": FORMAT, "model_config": _json.dumps(old_cfg), "meta": "{}"})
+    loaded, _ = load_checkpoint(path)
+    assert loaded.cfg.gain_encoder == "value" and not hasattr(loaded, "gain_rnn")
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(s, r).logits, old(s, r).logits)
+
+    lstm = model_of(num_skills=6, **VARIANTS["mastery-gap-gain-lstm"])
+    save_checkpoint(lstm, tmp_path / "lstm.safetensors")
+    assert load_checkpoint(tmp_path / "lstm.safetensors")[0].cfg.gain_encoder == "recurrent"
+    foreign = tmp_path / "foreign.safetensors"
+    cfg = {**config_to_dict(lstm.cfg), "gain_encoder": "value"}
+    save_file({k: v.contiguous() for k, v in lstm.state_dict().items()}, str(foreign),
+              metadata={"format": FORMAT, "model_config": _json.dumps(cfg), "meta": "{}"})
+    with pytest.raises(CheckpointError, match="foreign.safetensors"):
+        load_checkpoint(foreign)

@@ -143,6 +143,15 @@ class GainAKT2(nn.Module):
             self.mastery_bias = nn.Parameter(torch.full((), -1.0 if cfg.mode == "cumulative" else 0.0))
 
     # ---- mastery ----------------------------------------------------------------------
+    def gain_input(self, tokens: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+        """What the gain head reads after step t (gain_encoder): tokens (B, T), val (B, T, D)
+        the value stream -> (B, T, D), (B, T, G) or (B, T, D + G)."""
+        encoder = self.cfg.gain_encoder
+        if encoder in ("recurrent", "both"):
+            own = self.gain_rnn(self.emb_drop(self.gain_embed(tokens)))[0]         # (B, T, G)
+            return own if encoder == "recurrent" else torch.cat([val.detach(), own], dim=-1)
+        return val.detach() if encoder == "detached" else val                       # (B, T, D)
+
     def _start_mastery(self, ctx: torch.Tensor) -> torch.Tensor:
         """(B, C) mastery before the first accumulated gain of a cold-start window."""
         cfg = self.cfg
@@ -207,13 +216,7 @@ class GainAKT2(nn.Module):
             per_skill = self.rnn_out(self.emb_drop(h_prev))                          # (B, T, C)
             streams = streams + per_skill.gather(-1, skills.unsqueeze(-1)).squeeze(-1)
 
-        if cfg.gain_encoder in ("recurrent", "both"):
-            gain_in = self.gain_rnn(self.emb_drop(self.gain_embed(tokens)))[0]      # (B, T, G) after step t
-            if cfg.gain_encoder == "both":
-                gain_in = torch.cat([val.detach(), gain_in], dim=-1)               # (B, T, D + G)
-        else:
-            gain_in = val.detach() if cfg.gain_encoder == "detached" else val       # (B, T, D)
-        raw_gain = self.gain_head(gain_in)                                 # (B, T, C)
+        raw_gain = self.gain_head(self.gain_input(tokens, val))            # (B, T, C)
         if cfg.mode == "original":
             gains = raw_gain
             mastery = self.mastery_head(ctx)                               # (B, T, C)
