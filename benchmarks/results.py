@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import sys
@@ -220,6 +221,15 @@ def effective_overrides(row: dict) -> dict:
 NOT_SETTING = ("seed", "device", "num_threads", "data", "wandb", "eval_batch_size")
 
 
+@functools.lru_cache(maxsize=None)
+def _saved_config(run: str) -> dict | None:
+    """A run folder's config.json, read once per report (seed groups compare every pair)."""
+    try:
+        return json.loads((Path(run) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def setting_of(row: dict) -> dict | None:
     """The model and training configuration a row was trained with, less what does not make a
     setting (seed, device, data path), with every value a config written before it existed
@@ -229,12 +239,9 @@ def setting_of(row: dict) -> dict | None:
     from dataclasses import MISSING, fields
     from cmkt.config import TrainConfig
     from cmkt.models import config_from_dict, config_to_dict
-    saved = row.get("config")
+    saved = row.get("config") or _saved_config(str(row.get("run")))
     if not saved:
-        try:
-            saved = json.loads((Path(row["run"]) / "config.json").read_text())
-        except (KeyError, TypeError, OSError, ValueError):
-            return None
+        return None
     model = saved.get("model") or {}
     try:
         model = config_to_dict(config_from_dict(model))
