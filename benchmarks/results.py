@@ -15,6 +15,11 @@ With --seeds, every run is repeated per seed: the first seed fills the main tabl
 "Spread over seeds" table gives the mean, standard deviation and range of every seed.
 Writes benchmarks/out/results.json, results.csv and results.md (--out to change); every
 run folder is kept under benchmarks/out/runs/ (loadable with `python -m cmkt validate`).
+With --update-docs the rows behind the docs' table are also kept in docs/results.json, so a
+later run of a few rows can be merged into the table without training the others again:
+
+    python benchmarks/results.py --datasets assist2015 --modes cumulative --out /tmp/a15
+    python benchmarks/results.py --report docs/results.json --merge /tmp/a15/results.json --update-docs
 """
 from __future__ import annotations
 
@@ -29,8 +34,19 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_OUT, SHARED_DATA, command_line, fmt, machine_info, machine_line,  # noqa: E402
-                     md_table, update_doc_section, write_json, write_text)
+from _common import (DEFAULT_OUT, REPO, SHARED_DATA, command_line, fmt, machine_info,  # noqa: E402
+                     machine_line, md_table, update_doc_section, write_json, write_text)
+
+# where RESULTS.md is; --update-docs keeps the rows behind its table beside it, in results.json
+# (the --report to merge later runs into)
+DOCS_DIR = REPO / "docs"
+
+
+def update_docs(res: dict, text: str, docs_dir: Path = DOCS_DIR) -> None:
+    """Rewrite the results section of RESULTS.md and keep its rows in results.json beside it."""
+    if update_doc_section("results", text, docs_dir / "RESULTS.md"):
+        write_json(docs_dir / "results.json", res)
+        print(f"[docs] kept the table's rows in {docs_dir / 'results.json'}", file=sys.stderr)
 
 # data set -> (preset, extra --set overrides, epochs or None for the preset's).
 # Chosen so that the whole table trains in about 40 minutes on a 2-core CPU (docs/RESULTS.md
@@ -425,7 +441,10 @@ def main(argv=None) -> int:
                    "assist2015/ (default ../shared/data)")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/out, "
                    "benchmarks/out/quick with --quick)")
-    p.add_argument("--update-docs", action="store_true", help="rewrite the results section of docs/RESULTS.md")
+    p.add_argument("--update-docs", action="store_true", help="rewrite the results section of docs/RESULTS.md "
+                   "and keep the table's rows in docs/results.json")
+    p.add_argument("--docs-dir", default=str(DOCS_DIR), help="the folder of RESULTS.md and results.json "
+                   "(default docs/)")
     p.add_argument("--quick", action="store_true", help="tiny smoke run: 1 epoch of a tiny model "
                    f"({QUICK_SIM} unless --datasets says otherwise)")
     p.add_argument("--no-counting", action="store_true", help="skip the counting models (PFA, monotone counting)")
@@ -457,7 +476,7 @@ def main(argv=None) -> int:
         text = report(res)
         print(text)
         if a.update_docs:
-            update_doc_section("results", text)
+            update_docs(res, text, Path(a.docs_dir))
         return 0
 
     names = [n.strip() for n in a.datasets.split(",") if n.strip()]
@@ -534,7 +553,7 @@ def main(argv=None) -> int:
     print(f"[results] wrote {out}/results.json, results.csv, results.md "
           f"({res['wall_seconds'] / 60:.1f} min)", file=sys.stderr)
     if a.update_docs:
-        update_doc_section("results", text)
+        update_docs(res, text, Path(a.docs_dir))
     failed = [r for r in res["rows"] + res["seed_rows"] if r["status"] != "ok"]
     return 1 if failed or not res["rows"] else 0
 

@@ -27,6 +27,9 @@ class TrainConfig:
     # decay of an exponential moving average of the weights, updated after every step; validation,
     # model selection and the saved model use the averaged weights (0: off, the last weights)
     ema: float = 0.0
+    # learning rate of the parameters that only make mastery (gain encoder and head, prior), as a
+    # multiple of lr: mastery can then learn as fast as the prediction over-fits (1: one rate)
+    mastery_lr_scale: float = 1.0
     # what picks the best epoch (and drives early stopping and the learning-rate plateaus):
     # validation "auc", or "auc+mastery_auc" (the prediction's AUC plus mastery's own AUC)
     select_on: str = "auc"
@@ -67,6 +70,7 @@ class TrainConfig:
         _check_number("grad_clip", self.grad_clip, lo=0, lo_open=True)
         _check_number("mastery_loss", self.mastery_loss, lo=0, hi=1000)
         _check_number("ema", self.ema, lo=0, hi=0.9999)
+        _check_number("mastery_lr_scale", self.mastery_lr_scale, lo=0, hi=1000, lo_open=True)
         _check_number("valid_fraction", self.valid_fraction, lo=0, hi=0.9, lo_open=True)
         _check_number("seed", self.seed, lo=0, integer=True)
         _check_number("num_threads", self.num_threads, lo=0, hi=1024, integer=True)

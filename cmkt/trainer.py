@@ -109,7 +109,7 @@ class Trainer:
         # bfloat16 autocast for the training forward pass, or None (float32): cmkt/accel.py
         self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
         self.precision = accel.precision_name(self.amp_dtype)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        self.opt = torch.optim.AdamW(self._param_groups(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         # the exponential moving average of the weights (cfg.ema > 0): what is validated and kept
         self.ema = self._new_average() if train_cfg.ema else None
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
@@ -123,6 +123,17 @@ class Trainer:
         self.bad_epochs = 0
         self.history: list[dict] = []
         self.seconds = 0.0
+
+    def _param_groups(self) -> list[dict]:
+        """One group at cfg.lr, or with mastery_lr_scale != 1 two: the rest first (its lr is the
+        one recorded per epoch), then the parameters that only make mastery at lr * scale."""
+        own = set(getattr(self.model, "MASTERY_ONLY", ()))
+        if self.cfg.mastery_lr_scale == 1 or not own:
+            return [{"params": list(self.model.parameters())}]
+        named = list(self.model.named_parameters())
+        mastery = [p for n, p in named if n.split(".")[0] in own]
+        rest = [p for n, p in named if n.split(".")[0] not in own]
+        return [{"params": rest}, {"params": mastery, "lr": self.cfg.lr * self.cfg.mastery_lr_scale}]
 
     def _new_average(self) -> AveragedModel:
         """An exponential moving average of the model's weights with decay cfg.ema."""

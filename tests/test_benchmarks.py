@@ -166,3 +166,38 @@ def test_results_seeds_give_a_spread_table(tmp_path):
         assert (len(spread) == 1) is pooled
     proc = run_script("results.py", "--quick", "--seeds", "1,1", "--out", tmp_path / "x", check=False)
     assert proc.returncode != 0 and "--seeds" in proc.stderr
+
+
+def test_results_update_docs_keeps_the_rows_to_merge_into_later(tmp_path):
+    """--update-docs rewrites the marked section of RESULTS.md and keeps the rows behind it in
+    results.json beside it; a later run of one model is merged into that record without
+    training the others again, and the record follows."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "RESULTS.md").write_text("# Results\n\n<!-- results:begin -->\nstale table\n<!-- results:end -->\ntail\n")
+    run_script("results.py", "--quick", "--modes", "cumulative,pfa", "--out", tmp_path / "a",
+               "--update-docs", "--docs-dir", docs)
+    text = (docs / "RESULTS.md").read_text()
+    assert "stale table" not in text and "| sim | pfa |" in text and text.endswith("<!-- results:end -->\ntail\n")
+    kept = json.loads((docs / "results.json").read_text())
+    assert {r["mode"] for r in kept["rows"]} == {"cumulative", "pfa"}
+    run_script("results.py", "--quick", "--modes", "cumulative", "--seed", "1", "--out", tmp_path / "b")
+    rerun = json.loads((tmp_path / "b" / "results.json").read_text())["rows"][0]
+    run_script("results.py", "--report", docs / "results.json", "--merge", tmp_path / "b" / "results.json",
+               "--update-docs", "--docs-dir", docs)
+    kept = json.loads((docs / "results.json").read_text())
+    assert [(r["mode"], r["seed"]) for r in kept["rows"]] == [("cumulative", 1), ("pfa", 0)]
+    assert f"{rerun['test_auc']:.4f}" in (docs / "RESULTS.md").read_text()
+    assert kept["merged"][0]["command"] == json.loads((tmp_path / "b" / "results.json").read_text())["command"]
+
+
+def test_refit_probe_trains_a_second_model_on_every_training_student(tmp_path):
+    proc = run_script("refit.py", "--dataset", "sim", "--mode", "cumulative", "--set", "epochs=2",
+                      "--set", "d_model=16", "--set", "n_heads=2", "--set", "d_ff=32", "--set", "recurrent=8",
+                      "--set", "gain_hidden=8", "--out", tmp_path / "refit.json")
+    out = json.loads((tmp_path / "refit.json").read_text())
+    assert json.loads(proc.stdout) == out
+    n_train, n_all = out["train_students"]
+    assert n_all > n_train and 1 <= out["best_epoch"] <= 2 and len(out["lrs"]) == out["best_epoch"]
+    assert out["selected"]["auc"] != out["refit"]["auc"]                      # two different models
+    assert out["refit"]["monotonicity_violation_rate"] == 0

@@ -104,6 +104,11 @@ class GainAKT2(nn.Module):
                          + momentary part (the MLP, bounded by momentary_bound).
     """
 
+    # the modules that make mastery and nothing else (the gains' own encoder and head, the prior):
+    # their learning rate is TrainConfig.mastery_lr_scale times the rest's. In cumulative mode with
+    # gain_encoder "recurrent" the prediction reads them only through the mastery part.
+    MASTERY_ONLY = ("gain_embed", "gain_rnn", "gain_head", "prior")
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
