@@ -27,6 +27,10 @@ class TrainConfig:
     # decay of an exponential moving average of the weights, updated after every step; validation,
     # model selection and the saved model use the averaged weights (0: off, the last weights)
     ema: float = 0.0
+    # with ema: the average spans at most about this many epochs (0: no cap). The decay is lowered
+    # to 1 - 1 / (ema_epochs * steps per epoch) where that is smaller, so on a small data set (a few
+    # steps per epoch) the average does not lean on the first, untrained weights
+    ema_epochs: float = 0.0
     # learning rate of the parameters that only make mastery (gain encoder and head, prior), as a
     # multiple of lr: mastery can then learn as fast as the prediction over-fits (1: one rate)
     mastery_lr_scale: float = 1.0
@@ -70,6 +74,7 @@ class TrainConfig:
         _check_number("grad_clip", self.grad_clip, lo=0, lo_open=True)
         _check_number("mastery_loss", self.mastery_loss, lo=0, hi=1000)
         _check_number("ema", self.ema, lo=0, hi=0.9999)
+        _check_number("ema_epochs", self.ema_epochs, lo=0, hi=100_000)
         _check_number("mastery_lr_scale", self.mastery_lr_scale, lo=0, hi=1000, lo_open=True)
         _check_number("valid_fraction", self.valid_fraction, lo=0, hi=0.9, lo_open=True)
         _check_number("seed", self.seed, lo=0, integer=True)

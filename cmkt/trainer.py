@@ -85,6 +85,16 @@ def selection_score(rec: dict, select_on: str = "auc") -> float:
     return -(rec.get("val_loss") or math.inf)
 
 
+def ema_decay(cfg: TrainConfig, steps_per_epoch: int) -> float:
+    """The decay of the moving average of the weights: cfg.ema, lowered where needed so that the
+    average spans at most about cfg.ema_epochs epochs (1 / (1 - decay) steps); 0: no average."""
+    if not cfg.ema:
+        return 0.0
+    if cfg.ema_epochs and steps_per_epoch:
+        return min(cfg.ema, max(0.0, 1.0 - 1.0 / (cfg.ema_epochs * steps_per_epoch)))
+    return cfg.ema
+
+
 def evaluate_model(model, ds, device, batch_size: int) -> dict:
     """Every metric of a model on a data set, plus the mean cross-entropy as 'loss'."""
     traj = score(model, ds, device, batch_size)
@@ -110,12 +120,13 @@ class Trainer:
         self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
         self.precision = accel.precision_name(self.amp_dtype)
         self.opt = torch.optim.AdamW(self._param_groups(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-        # the exponential moving average of the weights (cfg.ema > 0): what is validated and kept
-        self.ema = self._new_average() if train_cfg.ema else None
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
         # the interpretability losses belong to GainAKT2; a baseline learns from the prediction alone
         self.weights = train_cfg.weights() if spec_of(model_cfg).aux_losses else (0.0,) * len(LOSS_NAMES)
         self.train_windows = chained_windows(data.train, model_cfg.max_len)
+        # the exponential moving average of the weights (cfg.ema > 0): what is validated and kept
+        self.ema_decay = ema_decay(train_cfg, len(self.train_windows.plan(train_cfg.batch_size, shuffle=True)))
+        self.ema = self._new_average() if self.ema_decay else None
         self.epoch = 0
         self.best_epoch = 0
         self.best_score = -math.inf
@@ -137,7 +148,7 @@ class Trainer:
 
     def _new_average(self) -> AveragedModel:
         """An exponential moving average of the model's weights with decay cfg.ema."""
-        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
 
     @property
     def eval_model(self):

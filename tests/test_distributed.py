@@ -71,7 +71,9 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path):
     assert_same_weights(weights(run1), weights(run2))
     m1 = json.loads((run1 / "metrics.jsonl").read_text().splitlines()[0])
     m2 = json.loads((run2 / "metrics.jsonl").read_text().splitlines()[0])
-    assert m2["val_auc"] == pytest.approx(m1["val_auc"], abs=1e-6)          # the whole split, scored once
+    # the whole split, scored once; the validated weights are the moving average (ema), whose
+    # float rounding (gradients summed across processes) can swap a near-tie: 1e-5, not exact
+    assert m2["val_auc"] == pytest.approx(m1["val_auc"], abs=1e-5)
     assert m2["train_total"] == pytest.approx(m1["train_total"], abs=1e-5)  # the global batch's loss
     # the outputs agree too (the key biases do not change them)
     ds = load_training_data(data, 0.2, 0, 300, 12).valid

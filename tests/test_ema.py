@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cmkt.checkpoint import load_checkpoint
-from cmkt.config import build_configs
+from cmkt.config import TrainConfig, build_configs
 from cmkt.datasource import load_training_data
 from cmkt.runs import create_run, execute_run
 from cmkt.trainer import Trainer
@@ -16,6 +16,7 @@ TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout
 
 def _trainer(epochs, ema="0.9", **extra):
     data = load_training_data("sim:students=60,skills=4", 0.2, 0)
+    extra.setdefault("ema_epochs", "0")                 # the decay as given (no cap)
     mc, tc = build_configs(data.num_skills, "cumulative", "quick", dict(TINY, ema=ema, patience="99", **extra),
                            epochs=epochs, device="cpu", seed=2)
     return Trainer(mc, tc, data)
@@ -90,3 +91,24 @@ def test_ema_off_validates_the_model_itself():
 def test_ema_out_of_range_is_refused(bad):
     with pytest.raises(ValueError, match="ema"):
         build_configs(5, "cumulative", "quick", {"ema": bad})
+
+
+@pytest.mark.parametrize("mode", ["cumulative", "original"])
+def test_the_presets_average_spans_at_most_four_epochs(mode):
+    """The presets' ema=0.99 with ema_epochs=4: on the real data sets (tens to hundreds of steps
+    per epoch) the decay stays 0.99; on a few hundred simulated students (a few steps per epoch)
+    it is lowered to 1 - 1/(4 x steps), so after 20 epochs the average no longer holds the first,
+    untrained weights (0.99 ** 80 = 0.45 of them)."""
+    from cmkt.trainer import ema_decay
+    data = load_training_data("sim:students=300,skills=4", 0.2, 0)
+    mc, tc = build_configs(data.num_skills, mode, "quick", dict(TINY, max_len="100"), epochs=1, device="cpu")
+    assert (tc.ema, tc.ema_epochs) == (0.99, 4)
+    tr = Trainer(mc, tc, data)
+    steps = len(tr.train_windows.plan(tc.batch_size, shuffle=True))
+    assert 1 <= steps < 25 and tr.ema_decay == pytest.approx(1 - 1 / (4 * steps))
+    assert ema_decay(tc, 181) == 0.99 and ema_decay(tc, 25) == pytest.approx(0.99)   # ASSIST2015, synthetic
+    assert ema_decay(TrainConfig(ema=0.99), 4) == 0.99                                 # no cap asked for
+    assert ema_decay(TrainConfig(ema=0), 4) == 0.0
+    # what the trainer averages with: one step is 1 - decay of the way from the average to the weights
+    tr.train_epoch(1)
+    assert tr.ema.n_averaged.item() == steps

@@ -120,7 +120,8 @@ def test_tiny_run_on_real_synthetic_folder(tmp_path):
 
 
 def test_best_epoch_weights_are_the_peak_not_the_last(tmp_path, monkeypatch):
-    """Validation AUC peaks at epoch 2 of 4: best.safetensors must hold epoch 2's weights."""
+    """Validation AUC peaks at epoch 2 of 4: best.safetensors must hold the weights validated at
+    epoch 2 (the moving average of the weights, ema, as the presets now train)."""
     aucs = iter([0.60, 0.80, 0.70, 0.65, 0.5])  # 4 epochs, then the test split
     real_eval = Trainer.evaluate
 
@@ -133,7 +134,7 @@ def test_best_epoch_weights_are_the_peak_not_the_last(tmp_path, monkeypatch):
 
     class Spy(TrainCallbacks):
         def on_epoch(self, record, is_best):
-            snapshots[record["epoch"]] = {k: v.clone() for k, v in spy_trainer[0].model.state_dict().items()}
+            snapshots[record["epoch"]] = {k: v.clone() for k, v in spy_trainer[0].eval_model.state_dict().items()}
     spy_trainer = [None]
     real_init = Trainer.__init__
 
