@@ -147,7 +147,7 @@ class Trainer:
         return [{"params": rest}, {"params": mastery, "lr": self.cfg.lr * self.cfg.mastery_lr_scale}]
 
     def _new_average(self) -> AveragedModel:
-        """An exponential moving average of the model's weights with decay cfg.ema."""
+        """An exponential moving average of the model's weights with decay self.ema_decay."""
         return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
 
     @property
