@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from cmkt.config import build_configs
+    from cmkt.data.dataset import KTDataset
     from cmkt.datasource import DataSplits, load_training_data
     from cmkt.trainer import Trainer
     overrides = dict(item.split("=", 1) for item in a.set)
@@ -50,15 +51,16 @@ def main(argv=None) -> int:
     test_selected = selected.evaluate(selected.best_model(), data.test)
     lrs = [r["lr"] for r in result.history][: result.best_epoch]
 
-    everyone = data.train.subset(range(len(data.train)))     # train + valid students
-    for key in ("skills", "responses", "student_ids"):
-        getattr(everyone, key).extend(getattr(data.valid, key))
+    tr, va = data.train, data.valid
+    everyone = KTDataset(tr.skills + va.skills, tr.responses + va.responses,      # train + valid students
+                         tr.student_ids + va.student_ids, tr.num_skills, tr.skill_labels, tr.skill_names)
     all_data = DataSplits(data.name, everyone, data.valid, data.test, data.num_skills,
                           data.skill_labels, data.skill_names)
     refit = Trainer(mcfg, tcfg, all_data)
-    for epoch, lr in enumerate(lrs, 1):
-        for group in refit.opt.param_groups:
-            group["lr"] = lr
+    scales = [g["lr"] / tcfg.lr for g in refit.opt.param_groups]   # mastery_lr_scale keeps its ratio
+    for epoch, lr in enumerate(lrs, 1):                   # lrs: the first group's, as recorded
+        for group, scale in zip(refit.opt.param_groups, scales):
+            group["lr"] = lr * scale
         refit.train_epoch(epoch)                              # (and the moving average, with ema)
     test_refit = refit.evaluate(refit.eval_model.eval(), data.test)
     out = {"command": command_line(), "machine": machine_info(), "dataset": a.dataset, "mode": a.mode,
