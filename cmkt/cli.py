@@ -196,10 +196,12 @@ class ConsoleProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        print(f"epoch {rec['epoch']}/{self.epochs}: loss {rec['train_total']:.4f} val_auc {_fmt(rec.get('val_auc'))} "
+        phase = " (mastery phase)" if rec.get("phase") == "mastery" else ""
+        print(f"epoch {rec['epoch']}/{self.epochs}{phase}: loss {rec['train_total']:.4f} val_auc {_fmt(rec.get('val_auc'))} "
               f"val_acc {_fmt(rec.get('val_accuracy'))} mono {_fmt(rec.get('monotonicity_violation_rate'))} "
               f"neg {_fmt(rec.get('negative_gain_rate'))} bounds {_fmt(rec.get('bounds_violation_rate'))} "
-              f"m-perf r {_fmt(rec.get('mastery_performance_corr'))} {rec['seconds']:.1f}s"
+              f"m-perf r {_fmt(rec.get('mastery_performance_corr'))} m-AUC {_fmt(rec.get('mastery_auc'))} "
+              f"{rec['seconds']:.1f}s"
               + (" *best" if is_best else ""), file=sys.stderr, flush=True)
 
 
@@ -230,7 +232,6 @@ def _cmd_train(a):
     from .runs import create_run, execute_run, read_config
     if a.resume:
         run_dir = Path(a.resume)
-        epochs = read_config(run_dir)["train"]["epochs"]
     else:
         sets = _parse_sets(a.set)
         _check_train_options(a, sets)
@@ -242,7 +243,8 @@ def _cmd_train(a):
                                  name=a.name, wandb=a.wandb)
         except ValueError as e:
             raise CmktError(str(e)) from None
-        epochs = read_config(run_dir)["train"]["epochs"]
+    train = read_config(run_dir)["train"]
+    epochs = train["epochs"] + (train.get("mastery_epochs") or 0)       # at most, with the mastery phase
     distributed.share_run_dir(run_dir)              # torchrun: the other ranks train this folder
     if a.background:
         launch(run_dir)

@@ -34,6 +34,11 @@ class TrainConfig:
     # learning rate of the parameters that only make mastery (gain encoder and head, prior), as a
     # multiple of lr: mastery can then learn as fast as the prediction over-fits (1: one rate)
     mastery_lr_scale: float = 1.0
+    # after the main phase stops (early stopping or the epoch cap): up to this many more epochs that
+    # train only the parameters that make mastery (the gains' encoder and head, the prior; cumulative
+    # GainAKT2), everything else frozen at the best epoch's weights. A mastery epoch is kept where
+    # validation AUC + mastery AUC beats that best epoch's (whatever select_on picked it; 0: no phase)
+    mastery_epochs: int = 0
     # what picks the best epoch (and drives early stopping and the learning-rate plateaus):
     # validation "auc", or "auc+mastery_auc" (the prediction's AUC plus mastery's own AUC)
     select_on: str = "auc"
@@ -73,6 +78,7 @@ class TrainConfig:
         _check_number("weight_decay", self.weight_decay, lo=0, hi=10)
         _check_number("grad_clip", self.grad_clip, lo=0, lo_open=True)
         _check_number("mastery_loss", self.mastery_loss, lo=0, hi=1000)
+        _check_number("mastery_epochs", self.mastery_epochs, lo=0, hi=100_000, integer=True)
         _check_number("ema", self.ema, lo=0, hi=0.9999)
         _check_number("ema_epochs", self.ema_epochs, lo=0, hi=100_000)
         _check_number("mastery_lr_scale", self.mastery_lr_scale, lo=0, hi=1000, lo_open=True)
@@ -140,4 +146,7 @@ def build_configs(num_skills: int, mode: str, preset: str, overrides: dict | Non
         model_cfg = KINDS[kind].config_cls(num_skills=num_skills, **model_values)
     train_cfg = TrainConfig(preset=preset, **{k: v for k, v in values.items() if k in train_defaults and k != "preset"})
     train_cfg.weights()  # validate early
+    if train_cfg.mastery_epochs and (kind != "gainakt2" or mode != "cumulative"):
+        raise ValueError("mastery_epochs needs the cumulative model (its phase trains the parameters "
+                         "that make mastery alone)")
     return model_cfg, train_cfg

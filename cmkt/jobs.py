@@ -109,7 +109,8 @@ def run_info(path) -> RunInfo:
     data = (cfg.get("data") or {}).get("name") or train.get("data")
     return RunInfo(
         name=path.name, path=path, state=st.get("state", "failed"), mode=model.get("mode"),
-        preset=train.get("preset"), data=data, data_spec=train.get("data"), epoch=int(st.get("epoch") or 0), epochs=train.get("epochs"),
+        preset=train.get("preset"), data=data, data_spec=train.get("data"), epoch=int(st.get("epoch") or 0),
+        epochs=(train.get("epochs") or 0) + (train.get("mastery_epochs") or 0) or None,  # at most, mastery phase too
         best_val_auc=(best or {}).get("val_auc"), test_auc=((results.get("test") or {}).get("auc")),
         violations=(best or {}).get("students_with_violation"), created=st.get("created") or cfg.get("created"),
         started=st.get("started"), finished=st.get("finished"), error=st.get("error"), pair=cfg.get("pair"),

@@ -134,6 +134,10 @@ class Trainer:
         self.bad_epochs = 0
         self.history: list[dict] = []
         self.seconds = 0.0
+        self.phase = "main"                    # "mastery": the mastery phase (cfg.mastery_epochs)
+        self.main_epochs: int | None = None    # the epochs of the main phase, once it has ended
+        if train_cfg.mastery_epochs:
+            self._mastery_params()             # refuse early what the phase cannot train
 
     def _param_groups(self) -> list[dict]:
         """One group at cfg.lr, or with mastery_lr_scale != 1 two: the rest first (its lr is the
@@ -165,11 +169,15 @@ class Trainer:
                 "epoch": self.epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
                 "best_state": self.best_state, "bad_epochs": self.bad_epochs,
                 "history": self.history, "seconds": self.seconds,
+                "phase": self.phase, "main_epochs": self.main_epochs,
                 "ema": ({k: v.detach().cpu().clone() for k, v in self.ema.state_dict().items()}
                         if self.ema is not None else None)}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        self.phase, self.main_epochs = state.get("phase", "main"), state.get("main_epochs")
+        if self.phase == "mastery":
+            self._freeze_for_mastery()               # the optimizer state below is that phase's
         if self.ema is not None:
             if state.get("ema") is None:             # saved without an average: start it from the weights
                 self.ema = self._new_average()
@@ -229,38 +237,94 @@ class Trainer:
         return {f"train_{k}" if k in ("total", "bce") else f"loss_{k}": v / max(n, 1) for k, v in sums.items()}
 
     def fit(self) -> TrainResult:
-        done = self.bad_epochs >= self.cfg.patience  # a resumed run that had already stopped early
-        for epoch in range(self.epoch + 1, self.cfg.epochs + 1 if not done else 0):
-            t0 = time.perf_counter()
-            rec = {"epoch": epoch}
-            rec.update(self.train_epoch(epoch))
-            if distributed.any_flag(self.callbacks.should_stop()):
-                raise Cancelled()
-            val = distributed.on_main(lambda: self.evaluate(self.eval_model, self.data.valid))
-            if val.get("n_nonfinite"):
-                raise Diverged(f"training diverged at epoch {epoch}: {val['n_nonfinite']} validation "
-                               "predictions, masteries or gains are not finite numbers (try a lower lr)")
-            rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
-            rec.update(val)
-            rec["lr"] = self.opt.param_groups[0]["lr"]
-            self.sched.step(selection_score(rec, self.cfg.select_on))
-            rec["seconds"] = time.perf_counter() - t0
-            self.seconds += rec["seconds"]
-            is_best = selection_score(rec, self.cfg.select_on) > self.best_score
-            if is_best:
-                self.best_score, self.best_epoch, self.bad_epochs = selection_score(rec, self.cfg.select_on), epoch, 0
-                self.best_state = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
-            else:
-                self.bad_epochs += 1
-            self.epoch = epoch
-            self.history.append(rec)
-            self.callbacks.on_epoch(rec, is_best)
-            if self.bad_epochs >= self.cfg.patience:
-                break
+        if self.phase == "main":
+            done = self.bad_epochs >= self.cfg.patience  # a resumed run that had already stopped early
+            for epoch in range(self.epoch + 1, self.cfg.epochs + 1 if not done else 0):
+                if self._run_epoch(epoch):
+                    break
+            self.main_epochs = self.epoch
+            if self.cfg.mastery_epochs:
+                self._start_mastery_phase()
+        if self.phase == "mastery":
+            done = self.bad_epochs >= self.cfg.patience
+            for epoch in range(self.epoch + 1, self.main_epochs + self.cfg.mastery_epochs + 1 if not done else 0):
+                if self._run_epoch(epoch):
+                    break
         best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
+        main_epochs = self.main_epochs if self.main_epochs is not None else self.epoch
         return TrainResult(self.best_epoch, best, list(self.history),
-                           stopped_early=self.epoch < self.cfg.epochs, seconds=self.seconds)
+                           stopped_early=main_epochs < self.cfg.epochs, seconds=self.seconds)
 
+    def _run_epoch(self, epoch: int) -> bool:
+        """Train and validate one epoch, keep it if it is the best so far; True: stop (patience)."""
+        t0 = time.perf_counter()
+        rec = {"epoch": epoch}
+        if self.phase == "mastery":
+            rec["phase"] = "mastery"
+        rec.update(self.train_epoch(epoch))
+        if distributed.any_flag(self.callbacks.should_stop()):
+            raise Cancelled()
+        val = distributed.on_main(lambda: self.evaluate(self.eval_model, self.data.valid))
+        if val.get("n_nonfinite"):
+            raise Diverged(f"training diverged at epoch {epoch}: {val['n_nonfinite']} validation "
+                           "predictions, masteries or gains are not finite numbers (try a lower lr)")
+        rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
+        rec.update(val)
+        rec["lr"] = self.opt.param_groups[0]["lr"]
+        score = selection_score(rec, self.select_on)
+        self.sched.step(score)
+        rec["seconds"] = time.perf_counter() - t0
+        self.seconds += rec["seconds"]
+        is_best = score > self.best_score
+        if is_best:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        self.epoch = epoch
+        self.history.append(rec)
+        self.callbacks.on_epoch(rec, is_best)
+        return self.bad_epochs >= self.cfg.patience
+
+    # ---- the mastery phase (cfg.mastery_epochs) ----------------------------------------
+    @property
+    def select_on(self) -> str:
+        """What picks the best epoch now: cfg.select_on in the main phase; in the mastery phase
+        validation AUC + mastery AUC (mastery may improve, the prediction must not pay for it)."""
+        return "auc+mastery_auc" if self.phase == "mastery" else self.cfg.select_on
+
+    def _mastery_params(self) -> set[str]:
+        """Names of the top-level modules / parameters trained in the mastery phase."""
+        own = set(getattr(self.model, "MASTERY_ONLY", ()))
+        if not own or getattr(self.model_cfg, "mode", None) != "cumulative":
+            raise ValueError("mastery_epochs needs a cumulative GainAKT2 model (the parameters that make "
+                             "mastery alone are trained in that phase)")
+        return own
+
+    def _freeze_for_mastery(self) -> None:
+        """Only the parameters that make mastery alone learn; a fresh optimizer and plateau
+        schedule at cfg.lr over them."""
+        own = self._mastery_params()
+        trainable = []
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(name.split(".")[0] in own)
+            if p.requires_grad:
+                trainable.append(p)
+        self.opt = torch.optim.AdamW(trainable, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
+
+    def _start_mastery_phase(self) -> None:
+        """From the best epoch's weights (the average's, with ema), train mastery alone."""
+        self._mastery_params()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self._freeze_for_mastery()
+        if self.ema is not None:
+            self.ema = self._new_average()
+        self.phase, self.bad_epochs = "mastery", 0
+        best = next((r for r in self.history if r["epoch"] == self.best_epoch), None)
+        if best is not None:                       # the phase's yardstick: the best epoch, rescored
+            self.best_score = selection_score(best, self.select_on)
 
 class FitTrainer:
     """For kinds fitted once rather than trained over epochs (BKT by EM, PFA by logistic

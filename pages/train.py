@@ -267,7 +267,7 @@ def live_view():
     table = epoch_table(hist)
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
-        if c not in ("epoch", "seconds", "lr")})
+        if c not in ("epoch", "phase", "seconds", "lr")})
     try:
         cfg = read_config(info.path)
         st.caption(f"data {cfg.get('train', {}).get('data')} · preset {info.preset} · mode {info.mode}"
