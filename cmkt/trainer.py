@@ -315,7 +315,6 @@ class Trainer:
 
     def _start_mastery_phase(self) -> None:
         """From the best epoch's weights (the average's, with ema), train mastery alone."""
-        self._mastery_params()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         self._freeze_for_mastery()
