@@ -142,13 +142,18 @@ class Trainer:
     def _param_groups(self) -> list[dict]:
         """One group at cfg.lr, or with mastery_lr_scale != 1 two: the rest first (its lr is the
         one recorded per epoch), then the parameters that only make mastery at lr * scale."""
-        own = set(getattr(self.model, "MASTERY_ONLY", ()))
-        if self.cfg.mastery_lr_scale == 1 or not own:
+        rest, mastery = self._split_params()
+        if self.cfg.mastery_lr_scale == 1 or not mastery:
             return [{"params": list(self.model.parameters())}]
-        named = list(self.model.named_parameters())
-        mastery = [p for n, p in named if n.split(".")[0] in own]
-        rest = [p for n, p in named if n.split(".")[0] not in own]
         return [{"params": rest}, {"params": mastery, "lr": self.cfg.lr * self.cfg.mastery_lr_scale}]
+
+    def _split_params(self) -> tuple[list, list]:
+        """The model's parameters: (the rest, those that only make mastery: GainAKT2.MASTERY_ONLY)."""
+        own = set(getattr(self.model, "MASTERY_ONLY", ()))
+        rest, mastery = [], []
+        for name, p in self.model.named_parameters():
+            (mastery if name.split(".")[0] in own else rest).append(p)
+        return rest, mastery
 
     def _new_average(self) -> AveragedModel:
         """An exponential moving average of the model's weights with decay self.ema_decay."""
@@ -304,12 +309,12 @@ class Trainer:
     def _freeze_for_mastery(self) -> None:
         """Only the parameters that make mastery alone learn; a fresh optimizer and plateau
         schedule at cfg.lr over them."""
-        own = self._mastery_params()
-        trainable = []
-        for name, p in self.model.named_parameters():
-            p.requires_grad_(name.split(".")[0] in own)
-            if p.requires_grad:
-                trainable.append(p)
+        self._mastery_params()
+        rest, trainable = self._split_params()
+        for p in rest:
+            p.requires_grad_(False)
+        for p in trainable:
+            p.requires_grad_(True)
         self.opt = torch.optim.AdamW(trainable, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
 
