@@ -227,8 +227,8 @@ SPREAD_KEYS = (("test_auc", "test AUC", 4), ("mastery_auc", "mastery AUC", 4),
 def effective_overrides(row: dict) -> dict:
     """The row's --set values that differ from its preset's and mode's defaults (today's), so a
     run that spelled out a default compares equal to one that did not."""
-    from cmkt.presets import MODE_DEFAULTS, PRESETS
-    defaults = {**PRESETS.get(row.get("preset"), {}), **MODE_DEFAULTS.get(row.get("mode"), {})}
+    from cmkt.presets import defaults_for
+    defaults = defaults_for(row.get("preset"), row.get("mode"))
     return {k: v for k, v in (row.get("overrides") or {}).items()
             if k not in defaults or str(defaults[k]) != str(v)}
 

@@ -81,6 +81,11 @@ def float_output(out):
     changes = {f.name: getattr(out, f.name).float() for f in dataclasses.fields(out)
                if isinstance(getattr(out, f.name), torch.Tensor) and getattr(out, f.name).is_floating_point()
                and getattr(out, f.name).dtype != torch.float32}
+    members = getattr(out, "members", None)
+    if members:                                         # an ensemble's members are trained on their own
+        floats = [float_output(m) for m in members]
+        if any(f is not m for f, m in zip(floats, members)):
+            changes["members"] = floats
     return dataclasses.replace(out, **changes) if changes else out
 
 

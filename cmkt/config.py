@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .model.config import LOSS_NAMES, LOSS_WEIGHT_SETS, ModelConfig, _check_choice, _check_number
-from .presets import MODE_DEFAULTS, PRESETS
+from .presets import PRESETS, defaults_for
 
 MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"num_skills", "mode"}
 
@@ -123,7 +123,7 @@ def build_configs(num_skills: int, mode: str, preset: str, overrides: dict | Non
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     kind = kind_of_mode(mode)
-    values = {**PRESETS[preset], **MODE_DEFAULTS.get(mode, {})}
+    values = defaults_for(preset, mode)
     if kind == "gainakt2":
         model_defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
     else:

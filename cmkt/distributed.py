@@ -249,12 +249,23 @@ def device_plan(device: str = "auto", gpus: int | None = None) -> str:
     return "No GPU on this machine: trains on the CPU in one process."
 
 
+def _is_ensemble(run_dir) -> bool:
+    """Whether a prepared run folder holds an ensemble (members > 1), which trains in one process."""
+    import json
+    try:
+        cfg = json.loads((Path(run_dir) / "config.json").read_text())
+        return int((cfg.get("model") or {}).get("members", 1)) > 1
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+
+
 def train_command(run_dir, device: str = "auto", python: str | None = None, gpus: int | None = None) -> list[str]:
     """The command that trains (or resumes) a prepared run folder: one process per GPU through
-    torchrun when the run may use GPUs and there are several, one plain process otherwise."""
+    torchrun when the run may use GPUs and there are several (and is not an ensemble), one plain
+    process otherwise."""
     python = python or sys.executable
     gpus = gpu_count() if gpus is None else gpus
-    if device in ("auto", "cuda") and gpus > 1:
+    if device in ("auto", "cuda") and gpus > 1 and not _is_ensemble(run_dir):
         return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
                 "-m", "cmkt", "train", "--resume", str(run_dir)]
     return [python, "-m", "cmkt", "train", "--resume", str(run_dir)]

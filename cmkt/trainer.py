@@ -116,6 +116,9 @@ class Trainer:
         set_threads(train_cfg.num_threads)
         torch.manual_seed(train_cfg.seed)
         self.model = build_model(model_cfg).to(self.device)
+        if getattr(model_cfg, "members", 1) > 1 and distributed.active():
+            raise ValueError("an ensemble (members > 1) trains in one process; training on several "
+                             "processes (--gpus, torchrun) is for single models")
         # bfloat16 autocast for the training forward pass, or None (float32): cmkt/accel.py
         self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
         self.precision = accel.precision_name(self.amp_dtype)
@@ -152,7 +155,10 @@ class Trainer:
         own = set(getattr(self.model, "MASTERY_ONLY", ()))
         rest, mastery = [], []
         for name, p in self.model.named_parameters():
-            (mastery if name.split(".")[0] in own else rest).append(p)
+            path = name.split(".")
+            if path[0] == "members":                     # an ensemble: members.K.<module>...
+                path = path[2:]
+            (mastery if path[0] in own else rest).append(p)
         return rest, mastery
 
     def _new_average(self) -> AveragedModel:

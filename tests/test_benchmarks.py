@@ -201,3 +201,37 @@ def test_refit_probe_trains_a_second_model_on_every_training_student(tmp_path):
     assert n_all > n_train and 1 <= out["best_epoch"] <= 2 and len(out["lrs"]) == out["best_epoch"]
     assert out["selected"]["auc"] != out["refit"]["auc"]                      # two different models
     assert out["refit"]["monotonicity_violation_rate"] == 0
+
+
+def test_sweep_runs_every_variant_and_seed_into_one_table(tmp_path):
+    variants = tmp_path / "variants.txt"
+    variants.write_text("# two settings\nbase:\nnarrow: d_model=8 d_ff=16   # narrower\n")
+    run_script("sweep.py", "--variants", variants, "--datasets", "sim", "--seeds", "0,1", "--jobs", "2",
+               "--quick", "--device", "cpu", "--out", tmp_path / "out", timeout=300)
+    res = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    got = {(r["variant"], r["seed"]) for r in res["rows"]}
+    assert got == {("base", 0), ("base", 1), ("narrow", 0), ("narrow", 1)}
+    for r in res["rows"]:
+        assert r["dataset"] == "sim" and r["mode"] == "cumulative" and r["status"] == "ok"
+        assert (r["config"]["model"]["d_model"] == 8) == (r["variant"] == "narrow")
+        assert r["monotonicity_violation_rate"] == 0.0
+    table = (tmp_path / "out" / "sweep.md").read_text().splitlines()
+    rows = [line for line in table if line.startswith("| base") or line.startswith("| narrow")]
+    assert len(rows) == 2 and all("| sim |" in line and "| 0,1 |" in line for line in rows)
+    assert res["unfinished"] == [] and res["not_started"] == []
+
+
+def test_sweep_refuses_a_malformed_variants_file_and_stops_at_the_deadline(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("base:\nwide d_model=256\n")
+    proc = run_script("sweep.py", "--variants", bad, "--out", tmp_path / "o", check=False)
+    assert proc.returncode != 0 and f"{bad}:2" in proc.stderr and "name: key=value" in proc.stderr
+    bad.write_text("base: d_model\n")
+    proc = run_script("sweep.py", "--variants", bad, "--out", tmp_path / "o", check=False)
+    assert proc.returncode != 0 and "key=value" in proc.stderr
+    ok = tmp_path / "ok.txt"
+    ok.write_text("base:\n")
+    proc = run_script("sweep.py", "--variants", ok, "--datasets", "sim", "--seeds", "0,1", "--device", "cpu",
+                      "--deadline", "0", "--out", tmp_path / "late", check=False)
+    res = json.loads((tmp_path / "late" / "sweep.json").read_text())
+    assert proc.returncode == 1 and res["rows"] == [] and res["not_started"] == ["base-sim-s0", "base-sim-s1"]

@@ -8,7 +8,7 @@ from cmkt.datasource import load_training_data
 from cmkt.trainer import Trainer
 
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0",
-        "recurrent": "8", "gain_hidden": "8", "patience": "99"}
+        "recurrent": "8", "gain_hidden": "8", "patience": "99", "members": "1"}
 
 
 def _trainer(mode="cumulative", **extra):

@@ -30,6 +30,9 @@ VARIANTS = {
     "mastery-gap-gain-detached": dict(MASTERY, accumulation="gap", gain_encoder="detached"),
     "mastery-gap-gain-both": dict(MASTERY, accumulation="gap", momentary_bound=None, readout="attention",
                                   gain_encoder="both", gain_hidden=8),
+    # an ensemble of three (ModelConfig.members): its means must keep every promise a member keeps
+    "ensemble-of-3": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8, recurrent_head="skill",
+                          gain_encoder="recurrent", gain_hidden=8, members=3),
 }
 
 
@@ -229,7 +232,7 @@ def test_only_the_shared_gain_encoder_sends_gradient_from_mastery_into_the_trans
 
 
 @pytest.mark.parametrize("variant", ["mlp-context-linear", "mastery-gap-readout", "mastery-gap-gain-lstm",
-                                     "mastery-gap-gain-both"])
+                                     "mastery-gap-gain-both", "ensemble-of-3"])
 def test_long_students_are_trained_as_they_are_scored(variant):
     """What the trainer feeds the model for a long student (chained windows, each starting from
     the previous window's last mastery) is exactly what scoring reports."""

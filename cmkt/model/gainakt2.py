@@ -1,6 +1,7 @@
 """GainAKT2: a two-stream knowledge-tracing transformer with mastery and gain heads."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,18 @@ class GainAKT2Output:
     gains: torch.Tensor    # (B, T, C) learning gain credited by step t
     parts: torch.Tensor | None = None  # (B, T, 3) mastery/difficulty/momentary; they sum to logits
     start: torch.Tensor | None = None  # (B, C) mastery before the first kept step (m_{t-1} of it)
+    members: list | None = None        # an ensemble's members' own outputs (each is trained on its own)
+
+
+def mean_output(outs: list[GainAKT2Output]) -> GainAKT2Output:
+    """An ensemble's output: the means of its members' (the parts still sum to the logit; a mean
+    of monotone, bounded mastery curves and of non-negative gains is monotone, bounded and
+    non-negative), with the members' own outputs kept for their losses."""
+    def mean(name):
+        xs = [getattr(o, name) for o in outs]
+        return None if xs[0] is None else torch.stack(xs).mean(0)
+    return GainAKT2Output(logits=mean("logits"), mastery=mean("mastery"), gains=mean("gains"),
+                          parts=mean("parts"), start=mean("start"), members=outs)
 
 
 # Under CPU autocast, attention runs in float32: the CPU flash-attention backward is about 3x
@@ -112,6 +125,10 @@ class GainAKT2(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.members > 1:                                  # an ensemble: members, nothing else
+            self.members = nn.ModuleList(GainAKT2(dataclasses.replace(cfg, members=1))
+                                         for _ in range(cfg.members))
+            return
         C, d = cfg.num_skills, cfg.d_model
         self.ctx_embed = nn.Embedding(2 * C, d)
         self.val_embed = nn.Embedding(2 * C, d)
@@ -168,6 +185,9 @@ class GainAKT2(nn.Module):
 
     def prior_mastery(self) -> torch.Tensor | None:
         """(C,) mastery before any step, where the model has one (cumulative with base 'prior')."""
+        if self.cfg.members > 1:
+            priors = [m.prior_mastery() for m in self.members]
+            return None if priors[0] is None else torch.stack(priors).mean(0)
         if self.cfg.mode == "cumulative" and self.cfg.base == "prior":
             return torch.sigmoid(self.prior)
         return None
@@ -195,6 +215,8 @@ class GainAKT2(nn.Module):
         before it are context only, and mastery accumulates from `start` at keep_from.
         Rows with keep_from == 0 start cold (their `start` row is ignored)."""
         cfg = self.cfg
+        if cfg.members > 1:
+            return mean_output([m(skills, responses, start=start, keep_from=keep_from) for m in self.members])
         B, T = skills.shape
         if T > cfg.max_len:
             raise ValueError(f"sequence length {T} exceeds the model's max_len {cfg.max_len}")

@@ -51,7 +51,13 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
     mastery_loss: weight of 'mastery_bce', the cross-entropy of the mastery part of the logit
     alone (mastery predictor only): it makes mastery by itself a good estimate, whatever the
     momentary part adds.
+    An ensemble's output (out.members) is trained member by member: each loss is the mean of the
+    members' own, so each member learns as it would alone.
     Returns each loss, plus 'bce' and the weighted 'total'."""
+    if getattr(out, "members", None):
+        per = [compute_losses(o, skills, responses, mask, weights, gain_scale, mastery_hinge, mastery_loss)
+               for o in out.members]
+        return {k: torch.stack([p[k] for p in per]).mean() for k in per[0]}
     m, g = out.mastery, out.gains                                       # (B, T, C)
     C = m.shape[-1]
     mask3 = mask.unsqueeze(-1).expand_as(g)                             # (B, T, C)
