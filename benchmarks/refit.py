@@ -8,7 +8,8 @@ The results table selects the best epoch on 20% of train.csv's students and so t
 other 80%. This probe trains as the table does (the library's Trainer, validation, early
 stopping, the learning-rate plateaus), then trains a fresh model with the same seed on all of
 train.csv for the chosen number of epochs, at the learning rate each of those epochs had, and
-scores test.csv with both. Prints one JSON object (and writes it with --out).
+scores test.csv with both. Prints one JSON object (and writes it with --out). A cumulative
+model is trained without the mastery phase here (mastery_epochs=0).
 """
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def main(argv=None) -> int:
     from cmkt.datasource import DataSplits, load_training_data
     from cmkt.trainer import Trainer
     overrides = dict(item.split("=", 1) for item in a.set)
+    if a.mode == "cumulative":
+        # the refit replays the main phase's epochs only: the mastery phase (on by default in the
+        # standard cumulative model) freezes all but mastery, which this probe does not replay
+        if overrides.setdefault("mastery_epochs", "0").strip() not in ("0", ""):
+            p.error("refit.py replays the main phase only: leave mastery_epochs at 0")
     spec = a.dataset if a.dataset.startswith("sim") else str(Path(a.data_root) / a.dataset)
     data = load_training_data(spec, 0.2, a.seed)
     mcfg, tcfg = build_configs(data.num_skills, a.mode, a.preset, overrides, seed=a.seed,

@@ -3,7 +3,9 @@
 quick: trains ASSIST2015 (484k interactions) in minutes on a 2-core CPU (10 epochs: about
        70 s on a 2-core AMD EPYC at load 1.6, test AUC 0.709; docs/RESULTS.md).
 Every preset but correlation_focused uses the `anchored` loss weights (less saturation).
-standard / intensive: larger models and more epochs; use a GPU when there is one.
+standard / intensive: larger models and more epochs; use a GPU when there is one. Their
+       cumulative model is an ensemble of three with a mastery phase (PRESET_MODE_DEFAULTS):
+       about three times the training time of one model.
 correlation_focused: standard with the enhanced auxiliary loss weights.
 Every value can be overridden with --epochs / --set key=value.
 """

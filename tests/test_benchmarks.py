@@ -194,13 +194,17 @@ def test_results_update_docs_keeps_the_rows_to_merge_into_later(tmp_path):
 def test_refit_probe_trains_a_second_model_on_every_training_student(tmp_path):
     proc = run_script("refit.py", "--dataset", "sim", "--mode", "cumulative", "--set", "epochs=2",
                       "--set", "d_model=16", "--set", "n_heads=2", "--set", "d_ff=32", "--set", "recurrent=8",
-                      "--set", "gain_hidden=8", "--out", tmp_path / "refit.json")
+                      "--set", "gain_hidden=8", "--set", "members=1", "--out", tmp_path / "refit.json")
     out = json.loads((tmp_path / "refit.json").read_text())
     assert json.loads(proc.stdout) == out
     n_train, n_all = out["train_students"]
     assert n_all > n_train and 1 <= out["best_epoch"] <= 2 and len(out["lrs"]) == out["best_epoch"]
     assert out["selected"]["auc"] != out["refit"]["auc"]                      # two different models
     assert out["refit"]["monotonicity_violation_rate"] == 0
+    assert out["overrides"]["mastery_epochs"] == "0"                          # the main phase only
+    proc = run_script("refit.py", "--dataset", "sim", "--mode", "cumulative", "--set", "mastery_epochs=2",
+                      check=False)
+    assert proc.returncode != 0 and "mastery_epochs" in proc.stderr
 
 
 def test_sweep_runs_every_variant_and_seed_into_one_table(tmp_path):
@@ -235,3 +239,25 @@ def test_sweep_refuses_a_malformed_variants_file_and_stops_at_the_deadline(tmp_p
                       "--deadline", "0", "--out", tmp_path / "late", check=False)
     res = json.loads((tmp_path / "late" / "sweep.json").read_text())
     assert proc.returncode == 1 and res["rows"] == [] and res["not_started"] == ["base-sim-s0", "base-sim-s1"]
+
+
+def test_average_runs_scores_the_mean_of_trained_runs(tmp_path):
+    from cmkt.runs import create_run, execute_run
+    tiny = {"d_model": "8", "n_heads": "2", "d_ff": "16", "max_len": "20", "gain_hidden": "4", "recurrent": "4"}
+    runs = []
+    for width in ("8", "12"):        # the same simulated students (one seed), two different models
+        run = create_run(tmp_path, data="sim:students=40,skills=4", mode="cumulative", preset="quick", epochs=1,
+                         seed=0, overrides=dict(tiny, d_model=width), name=f"w{width}")
+        execute_run(run)
+        runs.append(run)
+    proc = run_script("average_runs.py", "--data", "sim:students=40,skills=4", *runs)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(res["runs"]) == 2 and res["runs"][0]["auc"] != res["runs"][1]["auc"]
+    avg = res["average"]
+    assert avg["monotonicity_violation_rate"] == 0 and avg["bounds_violation_rate"] == 0
+    assert 0.3 < avg["auc"] < 1
+    other = create_run(tmp_path, data="sim:students=40,skills=5", mode="cumulative", preset="quick", epochs=1,
+                       overrides=tiny, name="other")
+    execute_run(other)
+    proc = run_script("average_runs.py", "--data", "sim:students=40,skills=4", runs[0], other, check=False)
+    assert proc.returncode != 0
