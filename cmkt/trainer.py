@@ -118,7 +118,7 @@ class Trainer:
         self.model = build_model(model_cfg).to(self.device)
         if getattr(model_cfg, "members", 1) > 1 and distributed.active():
             raise ValueError("an ensemble (members > 1) trains in one process; training on several "
-                             "processes (--gpus, torchrun) is for single models")
+                             "processes (torchrun) is for single models: run it without torchrun")
         # bfloat16 autocast for the training forward pass, or None (float32): cmkt/accel.py
         self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
         self.precision = accel.precision_name(self.amp_dtype)
