@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, SHARED_DATA, machine_info  # noqa: E402
+from _common import REPO, SHARED_DATA, command_line, machine_info, write_json, write_text  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results.py"
 
@@ -155,11 +155,9 @@ def main(argv=None) -> int:
             pending.clear()
         time.sleep(1)
     table = summarise(rows, variants, datasets)
-    (a.out / "sweep.json").write_text(json.dumps({"machine": machine_info(), "command": sys.argv,
-                                                  "variants": variants, "rows": rows, "unfinished": failed,
-                                                  "not_started": not_started},
-                                                 indent=1, default=str))
-    (a.out / "sweep.md").write_text(table)
+    write_json(a.out / "sweep.json", {"machine": machine_info(), "command": command_line(), "variants": variants,
+                                      "rows": rows, "unfinished": failed, "not_started": not_started})
+    write_text(a.out / "sweep.md", table)
     print(table)
     print(f"[sweep] {len(rows)} finished, {len(failed)} stopped or failed, {len(not_started)} not started, "
           f"{time.monotonic() - t0:.0f}s")

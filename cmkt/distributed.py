@@ -251,11 +251,11 @@ def device_plan(device: str = "auto", gpus: int | None = None) -> str:
 
 def _is_ensemble(run_dir) -> bool:
     """Whether a prepared run folder holds an ensemble (members > 1), which trains in one process."""
-    import json
+    from .errors import CmktError
+    from .runs import read_config
     try:
-        cfg = json.loads((Path(run_dir) / "config.json").read_text())
-        return int((cfg.get("model") or {}).get("members", 1)) > 1
-    except (OSError, ValueError, TypeError, AttributeError):
+        return int((read_config(run_dir).get("model") or {}).get("members", 1)) > 1
+    except (CmktError, ValueError, TypeError, AttributeError):   # not a run folder yet: one model
         return False
 
 
