@@ -148,8 +148,8 @@ def run_predictions(run, data, test: np.ndarray) -> np.ndarray:
 
 
 def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p) - np.log1p(-p)
+    from scipy.special import logit as _logit
+    return _logit(np.clip(p, 1e-6, 1 - 1e-6))
 
 
 def thirds(steps: int) -> list[tuple[int, int]]:
