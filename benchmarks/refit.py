@@ -47,6 +47,9 @@ def main(argv=None) -> int:
         # standard cumulative model) freezes all but mastery, which this probe does not replay
         if overrides.setdefault("mastery_epochs", "0").strip() not in ("0", ""):
             p.error("refit.py replays the main phase only: leave mastery_epochs at 0")
+        # nor the pairwise stack fitted after it (it would be the best "epoch", with no lr)
+        if overrides.setdefault("stack", "none").strip() != "none":
+            p.error("refit.py replays the main phase only: leave stack at none")
     spec = a.dataset if a.dataset.startswith("sim") else str(Path(a.data_root) / a.dataset)
     data = load_training_data(spec, 0.2, a.seed)
     mcfg, tcfg = build_configs(data.num_skills, a.mode, a.preset, overrides, seed=a.seed,

@@ -106,7 +106,7 @@ class EpochEcho:
         pass
 
     def on_epoch(self, rec, is_best):
-        print(f"  [{self.label}] epoch {rec['epoch']}: loss {rec['train_total']:.4f} "
+        print(f"  [{self.label}] epoch {rec['epoch']}: loss {fmt(rec.get('train_total'))} "
               f"val_auc {fmt(rec.get('val_auc'))} m-perf r {fmt(rec.get('mastery_performance_corr'))} "
               f"{rec['seconds']:.0f}s" + (" *" if is_best else ""), file=sys.stderr, flush=True)
 

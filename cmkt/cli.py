@@ -196,8 +196,8 @@ class ConsoleProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        phase = " (mastery phase)" if rec.get("phase") == "mastery" else ""
-        print(f"epoch {rec['epoch']}/{self.epochs}{phase}: loss {rec['train_total']:.4f} val_auc {_fmt(rec.get('val_auc'))} "
+        phase = {"mastery": " (mastery phase)", "stack": f" (stack, blend {rec.get('stack_blend')})"}.get(rec.get("phase"), "")
+        print(f"epoch {rec['epoch']}/{self.epochs}{phase}: loss {_fmt(rec.get('train_total'))} val_auc {_fmt(rec.get('val_auc'))} "
               f"val_acc {_fmt(rec.get('val_accuracy'))} mono {_fmt(rec.get('monotonicity_violation_rate'))} "
               f"neg {_fmt(rec.get('negative_gain_rate'))} bounds {_fmt(rec.get('bounds_violation_rate'))} "
               f"m-perf r {_fmt(rec.get('mastery_performance_corr'))} m-AUC {_fmt(rec.get('mastery_auc'))} "

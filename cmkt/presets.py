@@ -52,7 +52,10 @@ MODE_DEFAULTS: dict[str, dict] = {
 # each selected on validation AUC, then a mastery phase (mastery_epochs) with the mastery hinge at
 # 1.2. Measured: docs/RESULTS.md, "An ensemble of three". The quick preset stays one model, so it
 # still trains in minutes on a laptop.
-ACCURACY_CUMULATIVE = dict(members=3, select_on="auc", mastery_epochs=6, loss_weights="anchored_strong")
+# The ensemble then gets a pairwise logistic model stacked on it (stack: fitted after training,
+# blended at a weight chosen on validation; docs/RESULTS.md, "Stacking a pairwise logistic model").
+ACCURACY_CUMULATIVE = dict(members=3, select_on="auc", mastery_epochs=6, loss_weights="anchored_strong",
+                           stack="pairwise")
 PRESET_MODE_DEFAULTS: dict[tuple[str, str], dict] = {
     ("standard", "cumulative"): ACCURACY_CUMULATIVE,
     ("intensive", "cumulative"): ACCURACY_CUMULATIVE,
@@ -67,7 +70,9 @@ def defaults_for(preset: str, mode: str) -> dict:
 PRESET_HELP = {
     "quick": "small model, up to 10 epochs: minutes on a laptop CPU",
     "standard": "2 blocks of 128, target-skill readout and an LSTM (with a per-skill output) for the predictor, "
-                "up to 20 epochs; the cumulative model is an ensemble of 3 with a mastery phase (3x the training time)",
-    "intensive": "4 blocks of 256, readout and LSTM, up to 50 epochs; cumulative: an ensemble of 3 (GPU recommended)",
+                "up to 20 epochs; the cumulative model is an ensemble of 3 with a mastery phase (3x the training time) "
+                "and a pairwise logistic model stacked on it",
+    "intensive": "4 blocks of 256, readout and LSTM, up to 50 epochs; cumulative: an ensemble of 3 with a stacked "
+                 "pairwise model (GPU recommended)",
     "correlation_focused": "standard with the enhanced interpretability loss weights",
 }

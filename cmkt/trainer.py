@@ -261,6 +261,8 @@ class Trainer:
             for epoch in range(self.epoch + 1, self.main_epochs + self.cfg.mastery_epochs + 1 if not done else 0):
                 if self._run_epoch(epoch):
                     break
+        if self.phase != "stack" and self._stacks():
+            self._fit_stack()
         best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
         main_epochs = self.main_epochs if self.main_epochs is not None else self.epoch
         return TrainResult(self.best_epoch, best, list(self.history),
@@ -296,6 +298,36 @@ class Trainer:
         self.history.append(rec)
         self.callbacks.on_epoch(rec, is_best)
         return self.bad_epochs >= self.cfg.patience
+
+    # ---- the stack (ModelConfig.stack) --------------------------------------------------
+    def _stacks(self) -> bool:
+        """Whether the model has a stack to fit: a finite, non-zero momentary bound or none
+        (the stack's history sum is part of the momentary part)."""
+        return getattr(self.model_cfg, "stack", "none") != "none" and getattr(self.model_cfg, "momentary_bound", None) != 0
+
+    def _fit_stack(self) -> None:
+        """After the last epoch: fit the best model's stack (cmkt/stacking.py) and keep it as the
+        best, recorded as one more line of the history (phase "stack")."""
+        from .stacking import fit_stack
+        if distributed.any_flag(self.callbacks.should_stop()):
+            raise Cancelled()
+        t0 = time.perf_counter()
+        model = self.best_model()
+        fit = fit_stack(model, self.data.train, self.data.valid, self.device, self.cfg.eval_batch_size)
+        epoch = self.epoch + 1
+        rec = {"epoch": epoch, "phase": "stack", "stack_blend": fit.blend, "stack_strength": fit.strength,
+               "stack_valid_auc_pairwise": fit.valid_auc_pairwise, "stack_valid_auc_network": fit.valid_auc_network}
+        val = distributed.on_main(lambda: self.evaluate(model, self.data.valid))
+        rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
+        rec.update(val)
+        rec["seconds"] = time.perf_counter() - t0
+        self.seconds += rec["seconds"]
+        self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self.eval_model.load_state_dict(self.best_state)      # what the epoch callback saves as best
+        self.best_epoch, self.epoch, self.phase = epoch, epoch, "stack"
+        self.best_score = selection_score(rec, self.select_on)
+        self.history.append(rec)
+        self.callbacks.on_epoch(rec, True)
 
     # ---- the mastery phase (cfg.mastery_epochs) ----------------------------------------
     @property

@@ -225,9 +225,10 @@ def epoch_table(history: list[dict]) -> pd.DataFrame:
     cols = ["epoch", "phase", "train_total", "val_loss", "val_auc", "val_accuracy", "monotonicity_violation_rate",
             "negative_gain_rate", "bounds_violation_rate", "students_with_violation",
             "mastery_performance_corr", "gain_performance_corr", "prediction_performance_corr", "mastery_auc",
-            "mastery_saturation_rate", "mastery_recovery_corr", "lr", "seconds"]
+            "mastery_saturation_rate", "mastery_recovery_corr", "stack_blend", "lr", "seconds"]
     df = pd.DataFrame(history)
-    if "phase" in df.columns:                     # the mastery phase's epochs (TrainConfig.mastery_epochs)
+    # the mastery phase's epochs (TrainConfig.mastery_epochs); the stack's line (ModelConfig.stack)
+    if "phase" in df.columns:
         df["phase"] = df["phase"].fillna("main")
     return df[[c for c in cols if c in df.columns]] if len(df) else pd.DataFrame(columns=cols[:1])
 

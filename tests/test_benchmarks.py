@@ -202,6 +202,7 @@ def test_refit_probe_trains_a_second_model_on_every_training_student(tmp_path):
     assert out["selected"]["auc"] != out["refit"]["auc"]                      # two different models
     assert out["refit"]["monotonicity_violation_rate"] == 0
     assert out["overrides"]["mastery_epochs"] == "0"                          # the main phase only
+    assert out["overrides"]["stack"] == "none"
     proc = run_script("refit.py", "--dataset", "sim", "--mode", "cumulative", "--set", "mastery_epochs=2",
                       check=False)
     assert proc.returncode != 0 and "mastery_epochs" in proc.stderr

@@ -12,6 +12,7 @@ READOUTS = ("none", "attention")
 RECURRENT_HEADS = ("none", "skill")
 GAIN_ENCODERS = ("value", "detached", "recurrent", "both")
 DROPOUT_KERNELS = ("torch", "fast")
+STACKS = ("none", "pairwise")
 
 # Auxiliary loss weight sets of the seed system, in the order
 # non_negative, monotonicity, mastery_performance, gain_performance, sparsity, consistency.
@@ -117,6 +118,11 @@ class ModelConfig:
     # from its own initial weights); the prediction, its parts, mastery and gains are their means.
     # Long students' windows all start from the members' mean mastery.
     members: int = 1
+    # a model of another kind stacked on the network: "pairwise" (cmkt/model/pairwise.py: logistic
+    # regression on every skill's successes and failures so far, per target skill), fitted after
+    # training and blended with the network's logit at a weight chosen on validation; its history
+    # sum joins the momentary part (so momentary_bound bounds it; with bound 0 it is not fitted)
+    stack: str = "none"
 
     def __post_init__(self):
         _check_choice("mode", self.mode, MODES)
@@ -128,6 +134,7 @@ class ModelConfig:
         _check_choice("gain_encoder", self.gain_encoder, GAIN_ENCODERS)
         _check_number("gain_hidden", self.gain_hidden, lo=1, hi=8192, integer=True)
         _check_choice("dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
+        _check_choice("stack", self.stack, STACKS)
         _check_number("num_skills", self.num_skills, lo=1, integer=True)
         _check_number("max_len", self.max_len, lo=2, hi=100_000, integer=True)
         _check_number("d_model", self.d_model, lo=1, hi=65_536, integer=True)

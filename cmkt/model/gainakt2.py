@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .dropout import Dropout
+from .pairwise import PairwiseHistory
 
 PART_NAMES = ("mastery", "difficulty", "momentary")
 
@@ -125,8 +126,10 @@ class GainAKT2(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        if cfg.members > 1:                                  # an ensemble: members, nothing else
-            self.members = nn.ModuleList(GainAKT2(dataclasses.replace(cfg, members=1))
+        if cfg.stack == "pairwise":                          # fitted after training (cmkt/stacking.py)
+            self.stack = PairwiseHistory(cfg.num_skills)
+        if cfg.members > 1:                                  # an ensemble: members (and its stack)
+            self.members = nn.ModuleList(GainAKT2(dataclasses.replace(cfg, members=1, stack="none"))
                                          for _ in range(cfg.members))
             return
         C, d = cfg.num_skills, cfg.d_model
@@ -214,9 +217,17 @@ class GainAKT2(nn.Module):
         the previous window ended with, and `keep_from` (B,), its first new step: the steps
         before it are context only, and mastery accumulates from `start` at keep_from.
         Rows with keep_from == 0 start cold (their `start` row is ignored)."""
+        if self.cfg.members > 1:
+            out = mean_output([m(skills, responses, start=start, keep_from=keep_from) for m in self.members])
+        else:
+            out = self.network(skills, responses, start, keep_from)
+        stack = getattr(self, "stack", None)
+        return stacked(out, stack, skills, responses, self.cfg.momentary_bound) if stack is not None and stack.active else out
+
+    def network(self, skills: torch.Tensor, responses: torch.Tensor,
+                start: torch.Tensor | None = None, keep_from: torch.Tensor | None = None) -> GainAKT2Output:
+        """One model's output, before any stack (forward's arguments)."""
         cfg = self.cfg
-        if cfg.members > 1:
-            return mean_output([m(skills, responses, start=start, keep_from=keep_from) for m in self.members])
         B, T = skills.shape
         if T > cfg.max_len:
             raise ValueError(f"sequence length {T} exceeds the model's max_len {cfg.max_len}")
@@ -284,6 +295,24 @@ class GainAKT2(nn.Module):
             momentary = bound * torch.tanh(streams / bound)
         parts = torch.stack([self.mastery_part(m_skill), self.difficulty(skills).squeeze(-1), momentary], dim=-1)
         return GainAKT2Output(logits=parts.sum(-1), mastery=mastery, gains=gains, parts=parts, start=m0)
+
+
+def stacked(out: GainAKT2Output, stack: PairwiseHistory, skills: torch.Tensor, responses: torch.Tensor,
+            bound: float | None) -> GainAKT2Output:
+    """The network's output blended with its fitted pairwise stack at weight w:
+    logit = (1 - w) * network + w * (b[s_t] + history). With parts, b[s_t] joins the difficulty
+    part and the history sum the momentary part (bounded by momentary_bound like the rest of it),
+    so the parts still sum to the logit; mastery and gains are the network's, untouched."""
+    w = stack.blend.float()
+    intercept, history = stack(skills, responses)                                  # (B, T) each
+    if out.parts is None:                                                          # mlp predictor
+        return dataclasses.replace(out, logits=(1 - w) * out.logits.float() + w * (intercept + history))
+    parts = out.parts.float()
+    momentary = (1 - w) * parts[..., 2] + w * history
+    if bound is not None:
+        momentary = bound * torch.tanh(momentary / bound) if bound > 0 else torch.zeros_like(momentary)
+    parts = torch.stack([(1 - w) * parts[..., 0], (1 - w) * parts[..., 1] + w * intercept, momentary], dim=-1)
+    return dataclasses.replace(out, logits=parts.sum(-1), parts=parts)
 
 
 def cumulative_mastery(base: torch.Tensor, gains: torch.Tensor, scale: float) -> torch.Tensor:
