@@ -102,12 +102,11 @@ def fit_stack(model, train: KTDataset, valid: KTDataset, device="cpu", batch_siz
     intercept = Xv[:, :C] @ reg.coef_[0][:C] + reg.intercept_[0]              # b[s_t]
     history = reg.decision_function(Xv) - intercept
     blend_logits = _blender(traj, later, intercept, history, cfg.momentary_bound)
-    z_net = blend_logits(0.0)
-    blends = [(_auc(yv[later], blend_logits(w)), -w) for w in STACK_BLENDS]
+    blends = [(_auc(yv[later], blend_logits(w)), -w) for w in STACK_BLENDS]   # blends[0]: w = 0, the network
     auc_blend, neg_w = max(blends)                            # ties: the smaller weight
     coef = reg.coef_[0]
     with torch.no_grad():
         stack.bias.copy_(torch.as_tensor(coef[:C] + reg.intercept_[0], dtype=torch.float32))
         stack.weight.copy_(torch.as_tensor(coef[C:].reshape(C, 2 * C), dtype=torch.float32))
         stack.blend.fill_(-neg_w)
-    return StackFit(strength, -neg_w, auc_pair, _auc(yv[later], z_net), auc_blend)
+    return StackFit(strength, -neg_w, auc_pair, blends[0][0], auc_blend)
