@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402,F401  (puts the repository on sys.path)
-from cmkt.evaluate import score_checkpoint  # noqa: E402
-from cmkt.metrics import compute_metrics  # noqa: E402
+from cmkt.runs.evaluate import score_checkpoint  # noqa: E402
+from cmkt.analysis.metrics import compute_metrics  # noqa: E402
 
 SHOWN = ("auc", "mastery_auc", "mastery_saturation_rate", "prediction_performance_corr",
          "mastery_performance_corr", "monotonicity_violation_rate", "negative_gain_rate", "bounds_violation_rate")

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--out", default=str(_common.DEFAULT_OUT / "calibration"))
     a = ap.parse_args(argv)
-    from cmkt.evaluate import score_checkpoint
+    from cmkt.runs.evaluate import score_checkpoint
     try:
         res = calibration(score_checkpoint(a.run, a.data, a.split).traj)
     except CmktError as e:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The Class page at scale: time the per-skill class views and the page render on a synthetic
-class (no model: random trajectories built directly as a cmkt.scoring.Trajectories).
+class (no model: random trajectories built directly as a cmkt.analysis.scoring.Trajectories).
 
     OMP_NUM_THREADS=1 python benchmarks/class_page.py                      # 100k students, 100 skills, 10M steps
     OMP_NUM_THREADS=1 python benchmarks/class_page.py --students 2000 --steps 10 --skills 12   # a quick run
@@ -12,7 +12,7 @@ Steps timed:
   - class_matrices: final mastery, attempts and correct answers per student and skill;
   - skills_table: the "needs attention" table (per skill, vectorised);
   - student_order, skill_spread, skill_quartiles: the heatmap's order of students, the per-skill
-    spread and box-plot figures (cmkt.classview);
+    spread and box-plot figures (cmkt.educator.classview);
   - class_report: the downloadable HTML class report (its heatmap samples 300 students);
   - page, first run: the Class page through Streamlit's AppTest, scored data injected (cold caches);
   - page, threshold change: a full rerun after picking the other threshold (warm caches; in the
@@ -49,7 +49,7 @@ def fake_scored(students: int, skills: int, steps: int, seed: int = 0, practised
     """A Scored-like object: `students` students with about `steps` steps each (between half and
     1.5 times), each practising about `practised` of the `skills` skills (default a quarter),
     random responses and random mastery in [0, 1] (float32). No model involved."""
-    from cmkt.scoring import Trajectories
+    from cmkt.analysis.scoring import Trajectories
     rng = np.random.default_rng(seed)
     practised = practised or max(1, skills // 4)
     lengths = rng.integers(max(1, steps // 2), steps + steps // 2 + 1, students)
@@ -69,7 +69,7 @@ def fake_scored(students: int, skills: int, steps: int, seed: int = 0, practised
     index = {s: i for i, s in enumerate(ids)}
     data = SimpleNamespace(notes=[], source=f"synthetic: {students} students, {skills} skills, {N} steps",
                            index_of=index.__getitem__, student_ids=ids)
-    from cmkt.evaluate import Scored
+    from cmkt.runs.evaluate import Scored
     return Scored(traj, data, {"run": "synthetic", "model_config": {"mode": "cumulative"}}, labels, names)
 
 
@@ -126,9 +126,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     os.environ.setdefault("CMKT_RUNS_DIR", tempfile.mkdtemp(prefix="cmkt-class-bench-"))
 
-    from cmkt import classview
-    from cmkt.practice import SECURE
-    from cmkt.report import class_report
+    from cmkt.educator import classview
+    from cmkt.educator.practice import SECURE
+    from cmkt.educator.report import class_report
 
     print(f"load average at the start: {os.getloadavg()[0]:.2f}", flush=True)
     rows: list = []

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Where bfloat16 helps training on this machine: the real trainer's epoch in float32 and in
-bfloat16 autocast, per preset, and what `amp=auto` picks (cmkt/accel.py).
+bfloat16 autocast, per preset, and what `amp=auto` picks (cmkt/train/accel.py).
 
     python benchmarks/precision.py                   # ASSIST2015 subset, quick and standard presets
     python benchmarks/precision.py --update-docs     # also rewrite the precision section of docs/RESULTS.md
@@ -45,9 +45,9 @@ def measure(data, sub, preset: str, setting: str, overrides: dict, repeats: int,
     from torch.profiler import ProfilerActivity, profile
 
     import cmkt.model.gainakt2 as gainakt2
-    from cmkt.config import build_configs
-    from cmkt.datasource import DataSplits
-    from cmkt.trainer import Trainer
+    from cmkt.train.config import build_configs
+    from cmkt.data.source import DataSplits
+    from cmkt.train.trainer import Trainer
     amp, attention_fp32 = SETTINGS[setting]
     mc, tc = build_configs(data.num_skills, "cumulative", preset, dict(overrides, amp=amp), device="cpu", seed=seed)
     trainer = Trainer(mc, tc, DataSplits(data.name, sub, sub, None, data.num_skills, data.skill_labels,
@@ -118,10 +118,10 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    from cmkt import accel
-    from cmkt.config import build_configs
-    from cmkt.datasource import load_training_data
-    from cmkt.trainer import set_threads
+    from cmkt.train import accel
+    from cmkt.train.config import build_configs
+    from cmkt.data.source import load_training_data
+    from cmkt.train.trainer import set_threads
     set_threads(0)
     info = machine_info()
     t0 = time.perf_counter()

@@ -37,10 +37,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="also write the JSON here")
     a = p.parse_args(argv)
 
-    from cmkt.config import build_configs
+    from cmkt.train.config import build_configs
     from cmkt.data.dataset import KTDataset
-    from cmkt.datasource import DataSplits, load_training_data
-    from cmkt.trainer import Trainer
+    from cmkt.data.source import DataSplits, load_training_data
+    from cmkt.train.trainer import Trainer
     overrides = dict(item.split("=", 1) for item in a.set)
     if a.mode == "cumulative":
         # the refit replays the main phase's epochs only: the mastery phase (on by default in the

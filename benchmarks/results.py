@@ -127,8 +127,8 @@ def settings_for(mode: str, overrides: dict) -> dict:
     """The overrides a model kind takes: the GainAKT2 sizes (d_model, ...) do not apply to the
     baselines, which have their own settings."""
     from dataclasses import fields
-    from cmkt.config import TrainConfig
-    from cmkt.models import config_fields, kind_of_mode
+    from cmkt.train.config import TrainConfig
+    from cmkt.train.kinds import config_fields, kind_of_mode
     kind = kind_of_mode(mode)
     if kind == "gainakt2":
         return dict(overrides)
@@ -227,7 +227,7 @@ SPREAD_KEYS = (("test_auc", "test AUC", 4), ("mastery_auc", "mastery AUC", 4),
 def effective_overrides(row: dict) -> dict:
     """The row's --set values that differ from its preset's and mode's defaults (today's), so a
     run that spelled out a default compares equal to one that did not."""
-    from cmkt.presets import defaults_for
+    from cmkt.train.presets import defaults_for
     defaults = defaults_for(row.get("preset"), row.get("mode"))
     return {k: v for k, v in (row.get("overrides") or {}).items()
             if k not in defaults or str(defaults[k]) != str(v)}
@@ -253,8 +253,8 @@ def setting_of(row: dict) -> dict | None:
     else its run folder's config.json, else None (a row from before rows kept it, whose run
     folder is gone)."""
     from dataclasses import MISSING, fields
-    from cmkt.config import TrainConfig
-    from cmkt.models import config_from_dict, config_to_dict
+    from cmkt.train.config import TrainConfig
+    from cmkt.train.kinds import config_from_dict, config_to_dict
     saved = row.get("config") or _saved_config(str(row.get("run")))
     if not saved:
         return None
@@ -395,7 +395,7 @@ def report(res: dict) -> str:
                   "preprocessing of ASSISTments 2009, not these splits): " + "; ".join(bkt) + "."]
     counting = res.get("counting") or {}
     if counting:
-        from cmkt.counting import COUNTING_LABELS
+        from cmkt.analysis.counting import COUNTING_LABELS
         names = list(COUNTING_LABELS)
         lines += ["", "Counting models on the same test split (logistic regression fitted on train.csv, "
                   "steps after each student's first): where mastery alone should land "
@@ -520,8 +520,8 @@ def main(argv=None) -> int:
             print(f"[results] skipping {name}: {e}", file=sys.stderr)
             continue
         if not a.no_counting and name != "sim" and not a.quick:
-            from cmkt.counting import counting_aucs
-            from cmkt.datasource import load_eval_data
+            from cmkt.analysis.counting import counting_aucs
+            from cmkt.data.source import load_eval_data
             train = load_eval_data(spec, "train")
             res.setdefault("counting", {})[name] = counting_aucs(
                 train, load_eval_data(spec, "test", skill_labels=train.skill_labels, num_skills=train.num_skills))

@@ -71,7 +71,7 @@ def train_throughput(work: Path, data: str, nproc: int, device: str, amp: str, e
     run = work / "runs" / tag
     cfg = json.loads((run / "config.json").read_text())
     hist = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    from cmkt.datasource import load_training_data
+    from cmkt.data.source import load_training_data
     tc = cfg["train"]
     n = load_training_data(data, tc["valid_fraction"], tc["seed"], tc["sim_students"], tc["sim_skills"]).train.n_interactions
     # training time: each epoch's seconds minus nothing else (validation is inside; report both)

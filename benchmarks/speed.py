@@ -20,7 +20,7 @@ What it measures (each measurement in its own subprocess, so peak memory is its 
        runs; dropout masks drawn by cmkt's fast CPU kernel, cmkt/model/dropout.py), where the
        other three variants keep the first release's (attention dropout at the dropout rate,
        torch's Bernoulli masks), and in the library's default precision (`amp=auto`: bfloat16
-       autocast on a CPU with native bfloat16 for models 128 wide and up, cmkt/accel.py), where
+       autocast on a CPU with native bfloat16 for models 128 wide and up, cmkt/train/accel.py), where
        the other three train in float32 (`--set amp=off` times cmkt in float32 too);
      - the two mixed variants, to attribute the speed-up to batching and to the mastery loop.
    Peak memory: the process's peak resident set (VmHWM, reset just before training) minus the
@@ -29,7 +29,7 @@ What it measures (each measurement in its own subprocess, so peak memory is its 
    torch.utils.flop_counter.FlopCounterMode; matmul, linear and attention FLOPs) divided by the
    epoch's time, over a measured float32 matmul peak (torch.matmul of large square matrices).
 3. Scoring throughput: the time to score every ASSIST2015 test student and compute all the
-   metrics (cmkt.scoring.score + cmkt.metrics.compute_metrics, the path of `cmkt validate`).
+   metrics (cmkt.analysis.scoring.score + cmkt.analysis.metrics.compute_metrics, the path of `cmkt validate`).
 4. A profile of cmkt's training step: time per phase (batching, forward, losses, backward,
    optimizer) and the top operators by self CPU time (torch.profiler).
 
@@ -108,7 +108,7 @@ FIRST_RELEASE = {"predictor": "mlp", "base": "context", "accumulation": "linear"
 # kernel) and drew dropout masks with torch's Bernoulli kernel; cmkt's presets choose their own
 # (attn_dropout 0: the fused attention kernel; dropout_kernel "fast": cmkt/model/dropout.py).
 # and trained in float32; only the `cmkt` variant (the library as it trains) takes the preset's
-# choices and the default precision (amp auto: bfloat16 autocast where it helps, cmkt/accel.py).
+# choices and the default precision (amp auto: bfloat16 autocast where it helps, cmkt/train/accel.py).
 REFERENCE_ATTENTION = {"attn_dropout": "none", "dropout_kernel": "torch", "amp": "off"}
 
 
@@ -210,9 +210,9 @@ def attention_flop_mapping():
 
 def _setup(spec):
     import torch
-    from cmkt.config import build_configs
-    from cmkt.datasource import DataSplits, load_training_data
-    from cmkt.trainer import Trainer, set_threads
+    from cmkt.train.config import build_configs
+    from cmkt.data.source import DataSplits, load_training_data
+    from cmkt.train.trainer import Trainer, set_threads
     set_threads(spec["threads"])
     data = load_training_data(spec["data"])
     sub = pick_students(data.train, spec["interactions"], spec["seed"])
@@ -230,7 +230,7 @@ def _setup(spec):
 def _train_epoch_replica(trainer, ds, windows, groups, pad_to, phases=None, profiler_hook=None):
     """Trainer.train_epoch with another batching (and, via trainer.model, another model)."""
     import torch
-    from cmkt import accel
+    from cmkt.train import accel
     from cmkt.model import LOSS_NAMES, compute_losses
     model, dev = trainer.model, trainer.device
     model.train()
@@ -388,13 +388,13 @@ def worker_score(spec) -> dict:
     """Score every test student and compute every metric, as `cmkt validate` does."""
     import numpy as np
     import torch
-    from cmkt.checkpoint import load_checkpoint
-    from cmkt.config import build_configs
-    from cmkt.datasource import load_eval_data, load_training_data
-    from cmkt.metrics import compute_metrics
+    from cmkt.runs.checkpoint import load_checkpoint
+    from cmkt.train.config import build_configs
+    from cmkt.data.source import load_eval_data, load_training_data
+    from cmkt.analysis.metrics import compute_metrics
     from cmkt.model import GainAKT2
-    from cmkt.scoring import score
-    from cmkt.trainer import set_threads
+    from cmkt.analysis.scoring import score
+    from cmkt.train.trainer import set_threads
     set_threads(spec["threads"])
     dev = torch.device(spec["device"] if spec["device"] != "auto" else
                        ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -437,7 +437,7 @@ def worker_score(spec) -> dict:
 def worker_matmul(spec) -> dict:
     """Peak float32 matmul FLOP/s: best of several timed runs per size."""
     import torch
-    from cmkt.trainer import set_threads
+    from cmkt.train.trainer import set_threads
     set_threads(spec["threads"])
     dev = torch.device(spec["device"] if spec["device"] != "auto" else
                        ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -520,7 +520,7 @@ def report(res: dict) -> str:
               f"(MLP predictor, base from step 1, linear accumulation) for every variant; `cmkt` trains it "
               f"with the preset's dropout choices (no attention dropout: the fused attention kernel; "
               f"cmkt's fast CPU dropout masks) and the default precision "
-              f"({ours.get('precision', 'float32') if ours else 'float32'}; `amp=auto`, cmkt/accel.py), the others "
+              f"({ours.get('precision', 'float32') if ours else 'float32'}; `amp=auto`, cmkt/train/accel.py), the others "
               f"with the first release's, in float32.", ""]
     rows = []
     for name in VARIANTS:
@@ -639,8 +639,8 @@ def main(argv=None) -> int:
         timeout = 1800
     score_data = a.score_data or data
     out = Path(a.out)
-    from cmkt.datasource import data_name
-    from cmkt.presets import PRESETS
+    from cmkt.data.source import data_name
+    from cmkt.train.presets import PRESETS
     checkpoint = a.checkpoint if a.checkpoint else (None if a.quick else find_checkpoint(out, data_name(score_data)))
     if checkpoint:
         print(f"[speed] scoring checkpoint {checkpoint}", file=sys.stderr)

@@ -138,7 +138,7 @@ def concept_irt(train: np.ndarray, test: np.ndarray, k: int, guess: float, seed:
 
 def run_predictions(run, data, test: np.ndarray) -> np.ndarray:
     """(S, T) a trained run's test predictions, checked to be the same students and answers."""
-    from cmkt.evaluate import score_checkpoint
+    from cmkt.runs.evaluate import score_checkpoint
     traj = score_checkpoint(run, data, "test").traj
     lengths = np.diff(traj.offsets)
     if len(lengths) != len(test) or not (lengths == test.shape[1]).all() \

@@ -64,7 +64,7 @@ def report(res: dict) -> str:
                                "saturation", "students w/ viol.", "train s"], rows))
         counting = block.get("counting") or {}
         if counting:
-            from cmkt.counting import COUNTING_LABELS
+            from cmkt.analysis.counting import COUNTING_LABELS
             lines += ["", "Counting models on the same split (logistic regression fitted on train.csv):", ""]
             lines.append(md_table(["model", "AUC"], [[COUNTING_LABELS[k], fmt(v)] for k, v in counting.items()]))
         lines.append("")
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
             res["wall_seconds"] = time.perf_counter() - t0
             write_json(out / "tradeoff.json", res)
         if not a.no_counting and name != "sim":
-            from cmkt.counting import counting_aucs
-            from cmkt.datasource import load_eval_data
+            from cmkt.analysis.counting import counting_aucs
+            from cmkt.data.source import load_eval_data
             train = load_eval_data(spec, "train")
             test = load_eval_data(spec, "test", skill_labels=train.skill_labels, num_skills=train.num_skills)
             block["counting"] = counting_aucs(train, test)

@@ -24,3 +24,15 @@ class CheckpointError(CmktError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class RunError(CmktError):
+    """A run folder problem the user can fix (bad name, missing run, run still active)."""
+
+
+class Diverged(CmktError):
+    """Raised when the loss or the validation predictions stop being finite numbers."""
+
+
+class Cancelled(Exception):
+    """Raised inside training when a callback (cancel file, SIGTERM, the dashboard) asks it to stop."""

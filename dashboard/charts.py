@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cmkt.classview import skill_quartiles
+from cmkt.educator.classview import skill_quartiles
 
 PALETTE = ["#2f6fdf", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#6c8c1f", "#d81b60", "#00838f",
            "#a0522d", "#5c6bc0", "#c0ca33", "#ef6c00", "#26a69a", "#7e57c2", "#9e9d24", "#ec407a"]
@@ -91,7 +91,7 @@ def mastery_figure(student: dict, names, labels, title: str = "", show_true: boo
 
 
 def explanation_figure(expl: dict, height: int = 260) -> go.Figure:
-    """One prediction's logit as a waterfall of its three parts (cmkt.explain.explain_step),
+    """One prediction's logit as a waterfall of its three parts (cmkt.analysis.explain.explain_step),
     ending at the total, with P(correct) in the title."""
     names = ["mastery", "difficulty", "momentary"]
     labels = [expl["labels"][n] for n in names]
@@ -259,7 +259,7 @@ def distribution_figure(final: np.ndarray, practised: np.ndarray, ylab: list, on
 
 
 def quartiles_figure(stats: pd.DataFrame, ylab: list, title: str = "") -> go.Figure:
-    """Box plots from precomputed figures (cmkt.classview.skill_quartiles; row k labelled
+    """Box plots from precomputed figures (cmkt.educator.classview.skill_quartiles; row k labelled
     ylab[k]): only a handful of numbers per skill reach the browser, however large the class.
     Skills with no value are left out."""
     fig = go.Figure()

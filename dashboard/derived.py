@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cmkt import classview
-from cmkt.evaluate import trajectory_frame
-from cmkt.metrics import compute_metrics
+from cmkt.educator import classview
+from cmkt.runs.evaluate import trajectory_frame
+from cmkt.analysis.metrics import compute_metrics
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -35,7 +35,7 @@ def student_csv(key: tuple, _scored, student: str) -> bytes:
 @st.cache_resource(max_entries=6, show_spinner=False)
 def class_matrices(key: tuple, _scored) -> dict:
     """Per student (rows) and skill (columns): final mastery, attempts and correct answers
-    (cmkt.classview.class_matrices), with the student ids and lengths.
+    (cmkt.educator.classview.class_matrices), with the student ids and lengths.
 
     Cached as a resource, not as data: at 100,000 students and 100 skills the matrices weigh
     about 160 MB, and st.cache_data would pickle a copy of them on every page run. The arrays
@@ -61,7 +61,7 @@ def class_summaries(key: tuple, _scored) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def skill_quartiles(key: tuple, _scored, only_practised: bool) -> pd.DataFrame:
-    """Per skill: box-plot figures of final mastery (cmkt.classview.skill_quartiles)."""
+    """Per skill: box-plot figures of final mastery (cmkt.educator.classview.skill_quartiles)."""
     return classview.skill_quartiles(class_matrices(key, _scored), only_practised)
 
 
@@ -83,7 +83,7 @@ def weakest(key: tuple, _scored, skill: int, n: int) -> pd.DataFrame:
 
 
 def student_violations(arr: dict) -> dict:
-    """Counts of the three violation kinds for one student (same thresholds as cmkt.metrics)."""
+    """Counts of the three violation kinds for one student (same thresholds as cmkt.analysis.metrics)."""
     m, g = arr["mastery"], arr["gains"]
     mono = int((m[1:] < m[:-1] - 1e-6).sum()) if len(m) > 1 else 0
     return {"mastery drops": mono, "negative gains": int((g < -1e-6).sum()),

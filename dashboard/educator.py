@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cmkt.classview import skills_table, students_below
-from cmkt.practice import (DEVELOPING, LEVEL_COLORS, LEVEL_LEGEND, SECURE, below_words, practise_next,
+from cmkt.educator.classview import skills_table, students_below
+from cmkt.educator.practice import (DEVELOPING, LEVEL_COLORS, LEVEL_LEGEND, SECURE, below_words, practise_next,
                            skill_rows, summary_text)
-from cmkt.report import class_report, student_report
+from cmkt.educator.report import class_report, student_report
 
 from . import derived
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from cmkt.checkpoint import BEST, load_checkpoint, read_checkpoint
-from cmkt.datasource import is_sim
+from cmkt.runs.checkpoint import BEST, load_checkpoint, read_checkpoint
+from cmkt.data.source import is_sim
 from cmkt.errors import CheckpointError, CmktError, DataError
-from cmkt.evaluate import Scored, eval_data_for
+from cmkt.runs.evaluate import Scored, eval_data_for
 from cmkt.io import atomic_target
-from cmkt.jobs import RunInfo, list_runs, runs_dir_default
-from cmkt.models import BASELINE_KINDS, MODEL_ORDER
+from cmkt.runs.jobs import RunInfo, list_runs, runs_dir_default
+from cmkt.train.kinds import BASELINE_KINDS, MODEL_ORDER
 from cmkt.runs import ACTIVE
-from cmkt.scoring import score
+from cmkt.analysis.scoring import score
 
 log = logging.getLogger("cmkt.dashboard")
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from cmkt.errors import CmktError
-from cmkt.metrics import METRIC_EXPLANATIONS, VIOLATION_KEYS
+from cmkt.analysis.metrics import METRIC_EXPLANATIONS, VIOLATION_KEYS
 
 from . import derived
 from .state import Entry, get_scored, log

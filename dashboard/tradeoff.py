@@ -74,7 +74,7 @@ def show_tradeoff(entries: list[Entry]) -> None:
         c: st.column_config.NumberColumn(format="%.4f") for c in ("auc", "mastery_auc", "corr_ratio")})
     counting = {k: v for k, v in (doc.get("counting") or {}).items() if v}
     if counting:
-        from cmkt.counting import COUNTING_LABELS
+        from cmkt.analysis.counting import COUNTING_LABELS
         rows = [{"data": d, "counting model": COUNTING_LABELS.get(k, k), "AUC": v}
                 for d, block in counting.items() for k, v in block.items()]
         st.caption("Counting models on the same test split (logistic regression fitted on train.csv): "

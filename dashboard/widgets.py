@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cmkt.datasource import is_sim
+from cmkt.data.source import is_sim
 
 from .state import (SPLITS, Entry, find_entry, list_entries, shared_data_folders, uploaded_data_files,
                     with_checkpoint)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cmkt import classview
-from cmkt.practice import below_words
+from cmkt.educator import classview
+from cmkt.educator.practice import below_words
 from dashboard import derived, educator
 from dashboard.charts import class_heatmap, quartiles_figure, skill_label
 from dashboard.state import fmt, get_scored, page, user_errors

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cmkt.models import GUARANTEES
+from cmkt.train.kinds import GUARANTEES
 from cmkt.runs import read_metrics
 from dashboard.state import default_set, list_entries, model_rank, with_checkpoint
 from dashboard.tables import show_metrics_table

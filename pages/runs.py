@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cmkt.jobs import cancel_run, delete_run
+from cmkt.runs.jobs import cancel_run, delete_run
 from dashboard.state import (CHECKPOINT_TYPES, check_checkpoint_file, list_entries, page, runs_dir,
                              save_upload, user_errors)
 

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import derived, educator
-from cmkt.explain import explain_step
+from cmkt.analysis.explain import explain_step
 from dashboard.charts import explanation_figure, gain_heatmap, mastery_figure, practised_skills, skill_summary
 from dashboard.state import fmt, get_scored, pair_partner, user_errors
 from dashboard.widgets import data_notes, pick_checkpoint_and_data, pick_student

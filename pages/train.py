@@ -7,12 +7,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from cmkt import accel, distributed
-from cmkt.datasource import parse_sim_spec
+from cmkt.train import accel
+from cmkt.runs import torchrun
+from cmkt.data.source import parse_sim_spec
 from cmkt.errors import CmktError
-from cmkt.jobs import cancel_run, list_runs, run_info, start_run
+from cmkt.runs.jobs import cancel_run, list_runs, run_info, start_run
 from cmkt.baselines import BASELINE_PRESETS
-from cmkt.presets import PRESET_HELP, PRESETS
+from cmkt.train.presets import PRESET_HELP, PRESETS
 from cmkt.runs import ACTIVE, read_config, read_metrics
 from dashboard.charts import epoch_table, training_curves
 from dashboard.state import (DATA_TYPES, check_data_file, fmt, runs_dir, save_upload,
@@ -127,9 +128,9 @@ with st.container(border=True):
         seed = p3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
         device = p4.selectbox("Device", ["auto", "cpu", "cuda"], key="tr_device")
         gainakt2 = mode not in BASELINE_PRESETS          # predictor settings are GainAKT2's
-        on = "cpu" if device == "cpu" or not distributed.gpu_count() else "cuda"
+        on = "cpu" if device == "cpu" or not torchrun.gpu_count() else "cuda"
         width = PRESETS[preset]["d_model"] if gainakt2 else None
-        st.caption(f"{distributed.device_plan(device)} The `{preset}` model trains "
+        st.caption(f"{torchrun.device_plan(device)} The `{preset}` model trains "
                    f"{accel.precision_plan(on, width)} (`amp=auto`; put `amp=off` or `amp=bf16` in the overrides "
                    "to choose).")
         p5, p6 = st.columns(2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cmkt.metrics import VIOLATION_KEYS
+from cmkt.analysis.metrics import VIOLATION_KEYS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -91,7 +91,7 @@ def test_runs_page_lists_the_baselines(dash_app):
 
 
 def test_train_page_starts_a_bkt_run(dash_app, dash_runs):
-    from cmkt.jobs import cancel_run, wait_for
+    from cmkt.runs.jobs import cancel_run, wait_for
     at = dash_app("train")
     assert {"DKT (LSTM)", "BKT", "PFA"} <= set(at.radio(key="tr_mode").options)
     at.radio(key="tr_source").set_value("sim").run()

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from cmkt.classview import skills_table, students_below
-from cmkt.evaluate import score_checkpoint
-from cmkt.practice import LEVEL_LEGEND, SECURE, practise_next, skill_rows, summary_text
+from cmkt.educator.classview import skills_table, students_below
+from cmkt.runs.evaluate import score_checkpoint
+from cmkt.educator.practice import LEVEL_LEGEND, SECURE, practise_next, skill_rows, summary_text
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo"
 

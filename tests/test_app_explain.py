@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cmkt.evaluate import score_checkpoint
+from cmkt.runs.evaluate import score_checkpoint
 from test_app_pages import DEMO, arr, errors, figures, no_exception
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -81,7 +81,7 @@ def test_consistency_shows_new_metrics_and_the_tradeoff(dash_app):
                                                   ("mastery", "unbounded", ("mastery", None)),
                                                   ("mlp", "unbounded", ("mlp", None))])
 def test_train_page_sets_predictor_and_bound(dash_app, dash_runs, predictor, bound, want):
-    from cmkt.jobs import cancel_run
+    from cmkt.runs.jobs import cancel_run
     from cmkt.runs import read_config
     at = dash_app("train")
     at.number_input(key="tr_sim_students").set_value(20)

@@ -100,7 +100,7 @@ def test_figures_and_summary():
 
 
 def test_derived_class_tables():
-    from cmkt.evaluate import score_checkpoint
+    from cmkt.runs.evaluate import score_checkpoint
     from dashboard import derived
     sc = score_checkpoint(DEMO / "demo-original", "sim", "test")
     key = ("demo-original-test",)

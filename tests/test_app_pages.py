@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from cmkt.evaluate import score_checkpoint
-from cmkt.metrics import VIOLATION_KEYS
+from cmkt.runs.evaluate import score_checkpoint
+from cmkt.analysis.metrics import VIOLATION_KEYS
 
 from pathlib import Path
 
@@ -271,8 +271,9 @@ def test_compare_page(dash_app):
 
 def test_train_page_says_what_precision_the_preset_trains_in(dash_app, dash_runs, monkeypatch):
     """amp=auto: bfloat16 for the standard model on a CPU with native bfloat16, float32 for quick."""
-    from cmkt import accel, distributed
-    monkeypatch.setattr(distributed, "gpu_count", lambda: 0)
+    from cmkt.runs import torchrun
+    from cmkt.train import accel
+    monkeypatch.setattr(torchrun, "gpu_count", lambda: 0)
     monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: True)
     at = dash_app("train")
     no_exception(at)
@@ -307,9 +308,9 @@ def test_train_form_errors(dash_app, dash_runs):
 
 def test_train_page_says_it_uses_every_gpu(dash_app, dash_runs, monkeypatch):
     """With device auto on a machine with several GPUs the page says the run takes one process per
-    GPU (what cmkt.jobs launches); with device cpu it says one CPU process."""
-    from cmkt import distributed
-    monkeypatch.setattr(distributed, "gpu_count", lambda: 4)
+    GPU (what cmkt.runs.jobs launches); with device cpu it says one CPU process."""
+    from cmkt.runs import torchrun
+    monkeypatch.setattr(torchrun, "gpu_count", lambda: 4)
     at = dash_app("train")
     no_exception(at)
     captions = " ".join(c.value for c in at.caption)
@@ -355,8 +356,8 @@ def test_train_live_view_of_finished_and_failed_runs(dash_app, dash_runs, dash_c
 
 def test_train_from_uploaded_long_csv(dash_app, dash_runs):
     """A good upload is kept under <runs>/uploads/data and trained on in the background."""
-    from cmkt.jobs import cancel_run, wait_for
-    from cmkt.sim import simulate, write_long_csv
+    from cmkt.runs.jobs import cancel_run, wait_for
+    from cmkt.data.sim import simulate, write_long_csv
     src = dash_runs.parent / "log.csv"
     write_long_csv(simulate(students=30, skills=4, seed=1, min_len=5, max_len=15), src)
     at = dash_app("train")

@@ -392,7 +392,7 @@ def _runs_table(at) -> dict:
 
 def test_two_runs_at_once_and_a_restarted_dashboard(dash_app, dash_runs):
     import streamlit as st
-    from cmkt import jobs
+    from cmkt.runs import jobs
     kw = dict(data="sim:students=150,skills=5", epochs=3, name="twin",
               overrides={"d_model": "16", "n_heads": "2", "d_ff": "16", "max_len": "40", "num_threads": "1"})
     a = jobs.start_run(dash_runs, mode="original", **kw)

@@ -10,13 +10,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cmkt.baselines import BKT, DKT, PFA, BKTConfig, DKTConfig, PFAConfig, fit_bkt, fit_pfa
-from cmkt.checkpoint import load_checkpoint, save_checkpoint
-from cmkt.config import build_configs
+from cmkt.runs.checkpoint import load_checkpoint, save_checkpoint
+from cmkt.train.config import build_configs
 from cmkt.data.dataset import KTDataset
 from cmkt.errors import CheckpointError
-from cmkt.metrics import compute_metrics
-from cmkt.scoring import score
-from cmkt.sim import simulate
+from cmkt.analysis.metrics import compute_metrics
+from cmkt.analysis.scoring import score
+from cmkt.data.sim import simulate
 from test_training import cli
 
 SIM = "sim:students=80,skills=5"
@@ -177,7 +177,7 @@ def test_bkt_fit_and_forward_agree_on_the_likelihood():
 # ---- PFA against scikit-learn ---------------------------------------------------------------
 
 def test_pfa_predictions_are_the_logistic_regression_of_cmkt_counting():
-    from cmkt.counting import features, fit_counting, prior_counts
+    from cmkt.analysis.counting import features, fit_counting, prior_counts
     train, test = simulate(students=60, skills=5, seed=2), simulate(students=40, skills=5, seed=2, split="test")
     m = PFA(PFAConfig(num_skills=5))
     fit_pfa(m, train)

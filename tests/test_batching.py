@@ -2,7 +2,7 @@ import numpy as np
 
 from cmkt.data.batching import batch_plan, collate, make_windows
 from cmkt.data.dataset import KTDataset, train_valid_split
-from cmkt.sim import simulate
+from cmkt.data.sim import simulate
 
 
 def dataset(lengths, num_skills=5):

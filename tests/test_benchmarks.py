@@ -69,7 +69,7 @@ def test_speed_reference_keeps_the_first_release_dropout():
     choices (fused attention, fast masks), so the speed-up of those is counted as cmkt's."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import speed
-    from cmkt.config import build_configs
+    from cmkt.train.config import build_configs
     for preset in ("quick", "standard"):
         cfgs = {v: build_configs(20, "cumulative", preset, speed.variant_overrides(v, {}))[0]
                 for v in speed.VARIANTS}

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from cmkt.scoring import Trajectories
+from cmkt.analysis.scoring import Trajectories
 from test_benchmarks import REPO, run_script
 
 spec = importlib.util.spec_from_file_location("calibration", REPO / "benchmarks" / "calibration.py")

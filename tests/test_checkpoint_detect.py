@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from cmkt.checkpoint import read_checkpoint, save_checkpoint
+from cmkt.runs.checkpoint import read_checkpoint, save_checkpoint
 from cmkt.model import GainAKT2, ModelConfig
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmkt import classview
-from cmkt.evaluate import Scored
-from cmkt.practice import DEVELOPING, SECURE, as_shown, level, skill_name
-from cmkt.scoring import Trajectories
+from cmkt.educator import classview
+from cmkt.runs.evaluate import Scored
+from cmkt.educator.practice import DEVELOPING, SECURE, as_shown, level, skill_name
+from cmkt.analysis.scoring import Trajectories
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

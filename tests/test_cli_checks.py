@@ -50,7 +50,7 @@ def test_wandb_without_the_package_leaves_no_queued_run(capsys, tmp_path, monkey
 
 
 def test_help_export_example_uses_a_real_student_id():
-    from cmkt.sim import simulate
+    from cmkt.data.sim import simulate
     m = re.search(r"export runs/RUN --data sim --student (\S+)", EPILOG)
     assert m, EPILOG
     assert m.group(1) in simulate(students=300, skills=12, seed=0, split="test").student_ids

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-import cmkt.trainer as trainer_mod
-from cmkt.checkpoint import load_checkpoint, save_checkpoint
-from cmkt.config import TrainConfig, build_configs
+import cmkt.train.trainer as trainer_mod
+from cmkt.runs.checkpoint import load_checkpoint, save_checkpoint
+from cmkt.train.config import TrainConfig, build_configs
 from cmkt.errors import CheckpointError
-from cmkt.metrics import compute_metrics
+from cmkt.analysis.metrics import compute_metrics
 from cmkt.model import GainAKT2, ModelConfig
 from cmkt.runs import create_run, execute_run, read_status
-from cmkt.scoring import score
+from cmkt.analysis.scoring import score
 from test_model import random_dataset
 
 SMALL = dict(d_model=16, n_heads=2, n_blocks=1, d_ff=16)
@@ -116,7 +116,7 @@ def test_a_diverged_run_fails_with_one_line_and_keeps_its_best_checkpoint(tmp_pa
 
 
 def test_resume_state_holds_every_rng_the_run_uses():
-    from cmkt.datasource import load_training_data
+    from cmkt.data.source import load_training_data
     m, t = build_configs(4, "cumulative", "quick", {k: str(v) for k, v in SMALL.items()}, epochs=1)
     data = load_training_data("sim:students=20,skills=4", t.valid_fraction, 0)
     tr = trainer_mod.Trainer(ModelConfig(**{**m.to_dict(), "num_skills": data.num_skills}), t, data)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cmkt.evaluate import score_checkpoint
+from cmkt.runs.evaluate import score_checkpoint
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 RUNS = sorted(p.name for p in DEMO.glob("demo-*") if (p / "results.json").exists())

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmkt import distributed, jobs
-from cmkt.checkpoint import load_checkpoint
-from cmkt.datasource import load_training_data
-from cmkt.scoring import score
+from cmkt.runs import torchrun
+from cmkt.train import distributed
+from cmkt.runs import jobs
+from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.data.source import load_training_data
+from cmkt.analysis.scoring import score
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["--model", "cumulative", "--preset", "quick", "--device", "cpu",
@@ -32,7 +34,7 @@ def _env():
     return env
 
 
-def torchrun(*args, nproc=2, **kw):
+def run_torchrun(*args, nproc=2, **kw):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "cmkt", "train", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=_env(), timeout=120, **kw)
@@ -62,7 +64,7 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path):
     data = "sim:students=60,skills=5"
     one = one_process("--data", data, *ARGS, "--epochs", 1, "--out", tmp_path / "one", "--name", "r")
     assert one.returncode == 0, one.stderr
-    two = torchrun("--data", data, *ARGS, "--epochs", 1, "--out", tmp_path / "two", "--name", "r")
+    two = run_torchrun("--data", data, *ARGS, "--epochs", 1, "--out", tmp_path / "two", "--name", "r")
     assert two.returncode == 0, two.stderr
     run1, run2 = tmp_path / "one" / "r", tmp_path / "two" / "r"
     assert two.stdout.strip().splitlines()[-1] == str(run2)       # printed once, by rank 0
@@ -107,7 +109,7 @@ def test_cancel_then_resume_under_torchrun(tmp_path):
     assert st["state"] == "cancelled"
     done = len((run / "metrics.jsonl").read_text().splitlines())
     assert 1 <= done < 3                              # whole epochs only
-    res = torchrun("--resume", run)
+    res = run_torchrun("--resume", run)
     assert res.returncode == 0, res.stderr
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
@@ -118,23 +120,23 @@ def test_cancel_then_resume_under_torchrun(tmp_path):
 
 
 def test_train_command_one_process_per_gpu():
-    cmd = distributed.train_command("runs/R", "auto", python="py", gpus=4)
+    cmd = torchrun.train_command("runs/R", "auto", python="py", gpus=4)
     assert cmd == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4",
                    "-m", "cmkt", "train", "--resume", "runs/R"]
-    assert distributed.train_command("runs/R", "cuda", python="py", gpus=2)[2] == "torch.distributed.run"
+    assert torchrun.train_command("runs/R", "cuda", python="py", gpus=2)[2] == "torch.distributed.run"
     plain = ["py", "-m", "cmkt", "train", "--resume", "runs/R"]
-    assert distributed.train_command("runs/R", "auto", python="py", gpus=1) == plain
-    assert distributed.train_command("runs/R", "auto", python="py", gpus=0) == plain
-    assert distributed.train_command("runs/R", "cpu", python="py", gpus=8) == plain
+    assert torchrun.train_command("runs/R", "auto", python="py", gpus=1) == plain
+    assert torchrun.train_command("runs/R", "auto", python="py", gpus=0) == plain
+    assert torchrun.train_command("runs/R", "cpu", python="py", gpus=8) == plain
 
 
 def test_jobs_launch_uses_torchrun_on_several_gpus(tmp_path, monkeypatch):
     from cmkt.runs import create_run
     run = create_run(tmp_path, data="sim:students=20,skills=3", device="auto", check_data=False)
-    monkeypatch.setattr(distributed, "gpu_count", lambda: 3)
+    monkeypatch.setattr(torchrun, "gpu_count", lambda: 3)
     cmd = jobs.launch_command(run)
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"] and "--nproc_per_node=3" in cmd
-    monkeypatch.setattr(distributed, "gpu_count", lambda: 0)
+    monkeypatch.setattr(torchrun, "gpu_count", lambda: 0)
     assert jobs.launch_command(run)[1:4] == ["-m", "cmkt", "train"]
 
 
@@ -153,9 +155,9 @@ def test_single_process_is_a_no_op():
 
 
 def test_device_plan_says_where_a_run_trains():
-    assert "4 GPUs" in distributed.device_plan("auto", gpus=4) and "4 processes" in distributed.device_plan("auto", gpus=4)
-    assert "torchrun" in distributed.device_plan("cuda", gpus=2)
-    assert "one process" in distributed.device_plan("auto", gpus=1) and "GPU" in distributed.device_plan("auto", gpus=1)
-    assert "CPU" in distributed.device_plan("auto", gpus=0)
-    assert "error" in distributed.device_plan("cuda", gpus=0)
-    assert distributed.device_plan("cpu", gpus=8).startswith("Trains on the CPU in one process")
+    assert "4 GPUs" in torchrun.device_plan("auto", gpus=4) and "4 processes" in torchrun.device_plan("auto", gpus=4)
+    assert "torchrun" in torchrun.device_plan("cuda", gpus=2)
+    assert "one process" in torchrun.device_plan("auto", gpus=1) and "GPU" in torchrun.device_plan("auto", gpus=1)
+    assert "CPU" in torchrun.device_plan("auto", gpus=0)
+    assert "error" in torchrun.device_plan("cuda", gpus=0)
+    assert torchrun.device_plan("cpu", gpus=8).startswith("Trains on the CPU in one process")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmkt.classview import skills_table, students_below
-from cmkt.practice import (DEVELOPING, LEVEL_LEGEND, SECURE, below_words, level, practise_next,
+from cmkt.educator.classview import skills_table, students_below
+from cmkt.educator.practice import (DEVELOPING, LEVEL_LEGEND, SECURE, below_words, level, practise_next,
                            skill_name, skill_rows, summary_text)
-from cmkt.scoring import Trajectories
+from cmkt.analysis.scoring import Trajectories
 
 NAMES = ["Counting", "Addition", "Fractions", "Division", "Ratios"]
 LABELS = ["1", "2", "3", "4", "5"]
@@ -143,8 +143,8 @@ def test_educator_modules_never_import_streamlit():
     import subprocess
     import sys
     from pathlib import Path
-    code = ("import sys, cmkt.practice, cmkt.classview, cmkt.report; "
-            "assert cmkt.report.__file__.startswith(sys.argv[1]), cmkt.report.__file__; "
+    code = ("import sys, cmkt.educator.practice, cmkt.educator.classview, cmkt.educator.report; "
+            "assert cmkt.educator.report.__file__.startswith(sys.argv[1]), cmkt.educator.report.__file__; "
             "assert 'streamlit' not in sys.modules, 'streamlit imported'")
     root = str(Path(__file__).resolve().parents[1])
     subprocess.run([sys.executable, "-c", code, root], check=True, cwd=root)

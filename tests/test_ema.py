@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from cmkt.checkpoint import load_checkpoint
-from cmkt.config import TrainConfig, build_configs
-from cmkt.datasource import load_training_data
+from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.train.config import TrainConfig, build_configs
+from cmkt.data.source import load_training_data
 from cmkt.runs import create_run, execute_run
-from cmkt.trainer import Trainer
+from cmkt.train.trainer import Trainer
 
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0"}
 
@@ -99,7 +99,7 @@ def test_the_presets_average_spans_at_most_four_epochs(mode):
     per epoch) the decay stays 0.99; on a few hundred simulated students (a few steps per epoch)
     it is lowered to 1 - 1/(4 x steps), so after 20 epochs the average no longer holds the first,
     untrained weights (0.99 ** 80 = 0.45 of them)."""
-    from cmkt.trainer import ema_decay
+    from cmkt.train.trainer import ema_decay
     data = load_training_data("sim:students=300,skills=4", 0.2, 0)
     mc, tc = build_configs(data.num_skills, mode, "quick", dict(TINY, max_len="100"), epochs=1, device="cpu")
     assert (tc.ema, tc.ema_epochs) == (0.99, 4)

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from cmkt import distributed
-from cmkt.checkpoint import load_checkpoint
-from cmkt.config import build_configs
-from cmkt.datasource import load_training_data
+from cmkt.train import distributed
+from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.train.config import build_configs
+from cmkt.data.source import load_training_data
 from cmkt.model import GainAKT2, ModelConfig
 from cmkt.model.losses import compute_losses
 from cmkt.runs import create_run, execute_run
-from cmkt.scoring import score
-from cmkt.trainer import Trainer
+from cmkt.analysis.scoring import score
+from cmkt.train.trainer import Trainer
 from test_model import perturb_weights, random_dataset
 
 SMALL = dict(d_model=16, n_heads=2, n_blocks=1, d_ff=16, dropout=0.0, predictor="mastery", base="prior",
@@ -115,7 +115,7 @@ def test_members_are_checked_and_ensembles_train_in_one_process(monkeypatch):
 
 
 def test_an_ensemble_run_trains_in_one_process_even_with_several_gpus(tmp_path):
-    from cmkt.distributed import train_command
+    from cmkt.runs.torchrun import train_command
     one = create_run(tmp_path, data="sim", mode="cumulative", preset="quick", epochs=1, overrides=dict(TINY), name="one")
     ens = create_run(tmp_path, data="sim", mode="cumulative", preset="quick", epochs=1,
                      overrides=dict(TINY, members="2"), name="ens")

@@ -1,10 +1,10 @@
-"""cmkt.explain: the sentence and numbers behind one prediction of the mastery predictor."""
+"""cmkt.analysis.explain: the sentence and numbers behind one prediction of the mastery predictor."""
 import math
 
 import numpy as np
 import pytest
 
-from cmkt.explain import explain_step, part_columns
+from cmkt.analysis.explain import explain_step, part_columns
 
 
 def student(parts, mastery, skills=(0, 1, 0), responses=(1, 0, 1)):

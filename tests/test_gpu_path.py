@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmkt import accel
-from cmkt.config import build_configs
-from cmkt.datasource import load_training_data
-from cmkt.metrics import compute_metrics
-from cmkt.scoring import score
-from cmkt.trainer import Trainer, pick_device
+from cmkt.train import accel
+from cmkt.train.config import build_configs
+from cmkt.data.source import load_training_data
+from cmkt.analysis.metrics import compute_metrics
+from cmkt.analysis.scoring import score
+from cmkt.train.trainer import Trainer, pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0"}

@@ -13,7 +13,7 @@ from cmkt.data import columnar
 from cmkt.data.longlog import _parse_long, read_long
 from cmkt.data.readers import detect_format, read_data
 from cmkt.errors import DataError
-from cmkt.sim import SimConfig, simulate, write_long_csv, write_simulated
+from cmkt.data.sim import SimConfig, simulate, write_long_csv, write_simulated
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,7 +160,8 @@ def test_streaming_export_equals_the_whole_export(tmp_path, tiny_run, suffix):
 
 def test_streaming_export_memory_is_bounded_by_the_chunk(tmp_path, tiny_run, monkeypatch):
     """Each chunk is scored on its own: score never sees more than `chunk` students."""
-    from cmkt import export, scoring
+    from cmkt.runs import export
+    from cmkt.analysis import scoring
     seen = []
     real = scoring.score
     monkeypatch.setattr(scoring, "score", lambda model, ds, *a, **k: seen.append(len(ds)) or real(model, ds, *a, **k))

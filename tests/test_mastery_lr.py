@@ -3,9 +3,9 @@ and head, the prior) learn at a multiple of the rest's learning rate."""
 import pytest
 import torch
 
-from cmkt.config import TrainConfig, build_configs
-from cmkt.datasource import load_training_data
-from cmkt.trainer import Trainer
+from cmkt.train.config import TrainConfig, build_configs
+from cmkt.data.source import load_training_data
+from cmkt.train.trainer import Trainer
 
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0",
         "recurrent": "8", "gain_hidden": "8", "patience": "99", "members": "1"}

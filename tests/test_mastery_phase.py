@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from cmkt.checkpoint import load_checkpoint
-from cmkt.config import build_configs
-from cmkt.datasource import load_training_data
+from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.train.config import build_configs
+from cmkt.data.source import load_training_data
 from cmkt.model import GainAKT2
 from cmkt.runs import create_run, execute_run
-from cmkt.trainer import Trainer
+from cmkt.train.trainer import Trainer
 
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0", "gain_hidden": "8",
         "recurrent": "8"}

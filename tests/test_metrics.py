@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from cmkt.metrics import compute_metrics, pearson
+from cmkt.analysis.metrics import compute_metrics, pearson
 from cmkt.model import GainAKT2, ModelConfig
-from cmkt.scoring import Trajectories, score
-from cmkt.sim import simulate
+from cmkt.analysis.scoring import Trajectories, score
+from cmkt.data.sim import simulate
 
 
 def hand_example(**change):

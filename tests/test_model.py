@@ -5,9 +5,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from cmkt.data.dataset import KTDataset
-from cmkt.metrics import compute_metrics
+from cmkt.analysis.metrics import compute_metrics
 from cmkt.model import GainAKT2, LOSS_WEIGHT_SETS, ModelConfig, compute_losses, cumulative_mastery
-from cmkt.scoring import score
+from cmkt.analysis.scoring import score
 
 
 def random_dataset(seed, n_students, num_skills, max_len=30):

@@ -8,8 +8,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_library_never_imports_streamlit():
-    code = ("import sys, cmkt, cmkt.cli, cmkt.jobs, cmkt.runs, cmkt.evaluate, cmkt.trainer, cmkt.sim, "
-            "cmkt.data, cmkt.metrics, cmkt.checkpoint; assert 'streamlit' not in sys.modules, 'streamlit imported'")
+    code = ("import sys, cmkt, cmkt.cli, cmkt.runs.jobs, cmkt.runs, cmkt.runs.evaluate, cmkt.train.trainer, cmkt.data.sim, "
+            "cmkt.data, cmkt.analysis.metrics, cmkt.runs.checkpoint; assert 'streamlit' not in sys.modules, 'streamlit imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
 
 

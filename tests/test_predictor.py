@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from cmkt.config import TrainConfig
+from cmkt.train.config import TrainConfig
 from cmkt.data.batching import chained_windows
-from cmkt.datasource import DataSplits
-from cmkt.metrics import compute_metrics
+from cmkt.data.source import DataSplits
+from cmkt.analysis.metrics import compute_metrics
 from cmkt.model import GainAKT2, ModelConfig
-from cmkt.scoring import score
-from cmkt.trainer import Trainer
+from cmkt.analysis.scoring import score
+from cmkt.train.trainer import Trainer
 from test_model import perturb_weights, random_dataset
 
 SMALL = dict(d_model=16, n_heads=2, n_blocks=1, d_ff=16, dropout=0.0)
@@ -310,9 +310,9 @@ def test_checkpoints_written_before_gain_encoder_load_as_trained_and_foreign_gai
     that has none are refused, naming the file."""
     import json as _json
     from safetensors.torch import save_file
-    from cmkt.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+    from cmkt.runs.checkpoint import FORMAT, load_checkpoint, save_checkpoint
     from cmkt.errors import CheckpointError
-    from cmkt.models import config_to_dict
+    from cmkt.train.kinds import config_to_dict
     s, r = torch.randint(0, 6, (2, 12)), torch.randint(0, 2, (2, 12))
     old = model_of(num_skills=6, **VARIANTS["mastery-gap-readout"]).eval()
     old_cfg = {k: v for k, v in config_to_dict(old.cfg).items() if k not in ("gain_encoder", "gain_hidden")}

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cmkt.cli import main
-from cmkt.evaluate import score_checkpoint
-from cmkt.practice import LEVEL_LEGEND, practise_next
-from cmkt.report import class_report, student_report
+from cmkt.runs.evaluate import score_checkpoint
+from cmkt.educator.practice import LEVEL_LEGEND, practise_next
+from cmkt.educator.report import class_report, student_report
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo" / "demo-cumulative"
 CHROMIUM = "/usr/bin/chromium"

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cmkt import jobs
-from cmkt.checkpoint import load_checkpoint, save_checkpoint
+from cmkt.runs import jobs
+from cmkt.runs.checkpoint import load_checkpoint, save_checkpoint
 from cmkt.errors import CheckpointError
 from cmkt.io import write_json_atomic, read_json
 from cmkt.model import GainAKT2, ModelConfig

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from cmkt.config import build_configs
+from cmkt.train.config import build_configs
 from cmkt.runs import create_run, execute_run
-from cmkt.trainer import Trainer, selection_score
+from cmkt.train.trainer import Trainer, selection_score
 
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "patience": "10"}
 

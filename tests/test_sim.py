@@ -1,7 +1,7 @@
 import numpy as np
 
 from cmkt.data import read_data
-from cmkt.sim import SimConfig, simulate, write_long_csv
+from cmkt.data.sim import SimConfig, simulate, write_long_csv
 
 
 def test_same_seed_same_data_other_seed_other_data():

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from cmkt.checkpoint import load_checkpoint
-from cmkt.config import build_configs
-from cmkt.datasource import load_training_data
-from cmkt.metrics import compute_metrics
+from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.train.config import build_configs
+from cmkt.data.source import load_training_data
+from cmkt.analysis.metrics import compute_metrics
 from cmkt.model import GainAKT2, ModelConfig
-from cmkt.presets import defaults_for
+from cmkt.train.presets import defaults_for
 from cmkt.runs import create_run, execute_run
-from cmkt.scoring import score
-from cmkt.stacking import STACK_BLENDS, design, fit_stack
+from cmkt.analysis.scoring import score
+from cmkt.train.stacking import STACK_BLENDS, design, fit_stack
 from test_ensemble import SMALL, TINY
 from test_model import perturb_weights, random_dataset
 

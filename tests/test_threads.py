@@ -1,9 +1,9 @@
-"""Runs side by side share the cores (cmkt.threads)."""
+"""Runs side by side share the cores (cmkt.runs.threads)."""
 import os
 
 import torch
 
-from cmkt import threads
+from cmkt.runs import threads
 from cmkt.io import write_json_atomic
 from cmkt.runs import create_run
 

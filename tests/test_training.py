@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmkt import jobs
-from cmkt.checkpoint import load_checkpoint
-from cmkt.config import build_configs
+from cmkt.runs import jobs
+from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.train.config import build_configs
 from cmkt.runs import create_run, execute_run, read_metrics, read_status
-from cmkt.trainer import TrainCallbacks, Trainer
+from cmkt.train.trainer import TrainCallbacks, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -91,7 +91,7 @@ def test_export_writes_one_row_per_step(sim_pair, tmp_path):
     out = tmp_path / "all.csv"
     cli("export", runs["cumulative"], "--data", "sim:students=80,skills=5", "--out", out)
     df = pd.read_csv(out)
-    from cmkt.sim import simulate
+    from cmkt.data.sim import simulate
     test = simulate(students=80, skills=5, split="test")
     assert len(df) == test.n_interactions
     for col in ("student_id", "step", "skill_name", "response", "prediction", "mastery", "gain"):

@@ -1,11 +1,11 @@
 """Classic baselines in the same contract as GainAKT2 (DESIGN.md, "Baselines"): DKT, BKT, PFA.
 Each has a config dataclass (kind and mode = its name) and an nn.Module whose forward returns
 GainAKT2Output (logits, mastery = the knowledge state, gains = its differences, start = prior)."""
-from .bkt import BKT, BKTConfig, fit_bkt
-from .dkt import DKT, DKTConfig
-from .pfa import PFA, PFAConfig, fit_pfa
+from cmkt.baselines.bkt import BKT, BKTConfig, fit_bkt
+from cmkt.baselines.dkt import DKT, DKTConfig
+from cmkt.baselines.pfa import PFA, PFAConfig, fit_pfa
 
-# per kind and preset: the values that replace the shared preset's (cmkt/presets.py)
+# per kind and preset: the values that replace the shared preset's (cmkt/train/presets.py)
 BASELINE_PRESETS = {
     "dkt": {
         "quick": dict(hidden=100, emb=100, max_len=100, dropout=0.2, epochs=10, lr=2e-3, batch_size=64, patience=3),

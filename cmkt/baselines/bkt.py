@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..model.config import _check_number
-from ..model.gainakt2 import GainAKT2Output
-from .common import BaselineConfig, check_probabilities, state_gains
+from cmkt.model.config import _check_number
+from cmkt.model.gainakt2 import GainAKT2Output
+from cmkt.baselines.common import BaselineConfig, check_probabilities, state_gains
 
 PARAMS = ("prior", "learn", "guess", "slip", "forget")
 INIT = {"prior": 0.5, "learn": 0.1, "guess": 0.2, "slip": 0.1, "forget": 0.0}
@@ -217,7 +217,7 @@ def fit_bkt(model: BKT, train, should_stop=None, progress=None) -> dict:
     prev, it = -np.inf, 0
     for it in range(1, cfg.em_iters + 1):
         if should_stop is not None and should_stop():
-            from ..trainer import Cancelled
+            from cmkt.errors import Cancelled
             raise Cancelled()
         ll, gamma1, xi = _e_step(sq, p)
         if progress is not None:

@@ -6,7 +6,7 @@ from dataclasses import asdict, fields
 
 import torch
 
-from ..model.config import _check_number
+from cmkt.model.config import _check_number
 
 
 class BaselineConfig:

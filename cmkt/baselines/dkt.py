@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..model.config import _check_number
-from ..model.gainakt2 import GainAKT2Output
-from .common import BaselineConfig, check_finite, state_gains
+from cmkt.model.config import _check_number
+from cmkt.model.gainakt2 import GainAKT2Output
+from cmkt.baselines.common import BaselineConfig, check_finite, state_gains
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """PFA (Pavlik, Cen & Koedinger 2009): a logistic regression on each skill's intercept and the
-log counts of the student's earlier successes and failures on it (cmkt.counting's "pfa"
+log counts of the student's earlier successes and failures on it (cmkt.analysis.counting's "pfa"
 features, fitted with scikit-learn). Knowledge state m_t[k]: the predicted probability of a
 right answer on skill k from the counts after step t; the prediction for step t is m_{t-1}[s_t]."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..model.config import _check_number
-from ..model.gainakt2 import GainAKT2Output
-from .common import BaselineConfig, check_finite, state_gains
+from cmkt.model.config import _check_number
+from cmkt.model.gainakt2 import GainAKT2Output
+from cmkt.baselines.common import BaselineConfig, check_finite, state_gains
 
 WHOLE = 1_000_000   # PFA reads each student whole (its state is counts, not a probability)
 
@@ -66,7 +66,7 @@ class PFA(nn.Module):
 
 def fit_pfa(model: PFA, train, should_stop=None, progress=None) -> dict:
     """Fit the logistic regression on every step of `train`; returns the training record."""
-    from ..counting import features, prior_counts
+    from cmkt.analysis.counting import features, prior_counts
     from sklearn.linear_model import LogisticRegression
     t0 = time.perf_counter()
     C = model.cfg.num_skills

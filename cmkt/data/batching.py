@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .dataset import KTDataset
+from cmkt.data.dataset import KTDataset
 
 
 @dataclass

@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cmkt.data.longlog import (_CORRECT_COLS, _FALSE, _ORDER_COLS, _SKILL_ID_COLS, _SKILL_NAME_COLS,
-                               _STUDENT_COLS, _TRUE, _build_long, _find_col, _long_labels, _LongParsed,
-                               _norm_col)
+from cmkt.data.longparsed import (CORRECT_COLS, FALSE_WORDS, ORDER_COLS, SKILL_ID_COLS, SKILL_NAME_COLS,
+                                  STUDENT_COLS, TRUE_WORDS, LongParsed, build_long, find_col, long_labels,
+                                  norm_col)
 from cmkt.errors import DataError
 
 PARQUET_MAGIC = b"PAR1"
@@ -47,18 +47,18 @@ class _Fallback(Exception):
 def _columns(path: Path, names) -> dict:
     norm = {}
     for c in names:
-        norm.setdefault(_norm_col(c), c)
+        norm.setdefault(norm_col(c), c)
     found = ", ".join(str(c) for c in names)
     cols = {}
-    for key, role, cands in (("student", "student", _STUDENT_COLS), ("skill", "skill", _SKILL_ID_COLS),
-                             ("correct", "correct/response", _CORRECT_COLS)):
-        cols[key] = _find_col(norm, cands)
+    for key, role, cands in (("student", "student", STUDENT_COLS), ("skill", "skill", SKILL_ID_COLS),
+                             ("correct", "correct/response", CORRECT_COLS)):
+        cols[key] = find_col(norm, cands)
         if cols[key] is None:
             raise DataError(path, f"no {role} column: expected one of {', '.join(cands)} (found: {found})")
-    cols["name"] = _find_col(norm, _SKILL_NAME_COLS)
+    cols["name"] = find_col(norm, SKILL_NAME_COLS)
     if cols["name"] == cols["skill"]:
         cols["name"] = None
-    cols["order"] = _find_col(norm, _ORDER_COLS)
+    cols["order"] = find_col(norm, ORDER_COLS)
     return cols
 
 
@@ -77,8 +77,8 @@ def _strings(col) -> pa.ChunkedArray:
 
 
 def _parsed_from_table(path: Path, table: pa.Table, cols: dict, lines: np.ndarray | None,
-                       strict: bool) -> _LongParsed:
-    """_LongParsed from columns. strict: raise DataError on bad values (Parquet: there is no
+                       strict: bool) -> LongParsed:
+    """LongParsed from columns. strict: raise DataError on bad values (Parquet: there is no
     other reader to ask); otherwise _Fallback, and the pandas reader says what is wrong."""
     def fail(msg, k=None):
         if not strict:
@@ -98,8 +98,8 @@ def _parsed_from_table(path: Path, table: pa.Table, cols: dict, lines: np.ndarra
         shown = lambda k: repr(str(vals[k]))          # noqa: E731
     else:
         corr = pc.utf8_lower(_strings(ccol))
-        is_true = pc.is_in(corr, pa.array(sorted(_TRUE))).to_numpy(zero_copy_only=False)
-        is_false = pc.is_in(corr, pa.array(sorted(_FALSE))).to_numpy(zero_copy_only=False)
+        is_true = pc.is_in(corr, pa.array(sorted(TRUE_WORDS))).to_numpy(zero_copy_only=False)
+        is_false = pc.is_in(corr, pa.array(sorted(FALSE_WORDS))).to_numpy(zero_copy_only=False)
         bad = ~(is_true | is_false)
         resp = is_true.astype(np.int64)
         shown = lambda k: repr(corr[k].as_py()) if corr[k].as_py() else "an empty value"  # noqa: E731
@@ -191,13 +191,13 @@ def _parsed_from_table(path: Path, table: pa.Table, cols: dict, lines: np.ndarra
     if cols["order"] is not None and moved.any():
         notes.append(f"sorted {len(np.unique(s_sorted[1:][moved]))} students by {cols['order']}")
     bounds = np.concatenate([[0], np.flatnonzero(~same) + 1, [len(perm)]])
-    return _LongParsed(path, [str(u) for u in uniques], bounds, labels_row[perm], lines[perm],
+    return LongParsed(path, [str(u) for u in uniques], bounds, labels_row[perm], lines[perm],
                        resp[perm], numeric, names, notes)
 
 
 # ---- Parquet -------------------------------------------------------------------------------------
 
-def parse_parquet(path) -> _LongParsed:
+def parse_parquet(path) -> LongParsed:
     import pyarrow.parquet as pq
     p = Path(path)
     if not p.exists():
@@ -220,13 +220,13 @@ def read_parquet(path, skill_vocab=None):
     """Read a long interaction log stored as Parquet."""
     lp = parse_parquet(path)
     if skill_vocab is not None:
-        return _build_long(lp, [str(v) for v in skill_vocab], True)
-    return _build_long(lp, _long_labels([lp]), False)
+        return build_long(lp, [str(v) for v in skill_vocab], True)
+    return build_long(lp, long_labels([lp]), False)
 
 
 # ---- the pyarrow.csv fast path ---------------------------------------------------------------------
 
-def parse_long_csv_fast(path, min_bytes: int | None = None) -> _LongParsed | None:
+def parse_long_csv_fast(path, min_bytes: int | None = None) -> LongParsed | None:
     """A clean long CSV parsed by pyarrow.csv, or None where the pandas reader must run."""
     import pyarrow.csv as pcsv
     p = Path(path)

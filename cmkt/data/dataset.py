@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cmkt.errors import DataError
+
 
 @dataclass
 class KTDataset:
@@ -100,3 +102,11 @@ def train_valid_split(ds: KTDataset, valid_fraction: float = 0.2, seed: int = 0)
     valid_rows = np.sort(order[:n_valid])
     train_rows = np.sort(order[n_valid:])
     return ds.subset(train_rows), ds.subset(valid_rows)
+
+
+def check_compatible(ds: KTDataset, num_skills: int, source: str = "") -> None:
+    """A data set can be scored by a model only if every skill index is one it knows."""
+    top = max((int(s.max()) for s in ds.skills if len(s)), default=-1)
+    if top >= num_skills:
+        raise DataError(source or ds.source or "data",
+                        f"skill index {top} is not one the model knows (it has {num_skills} skills)")

@@ -4,53 +4,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cmkt.data._common import _check_file, _read_text, _show
+from cmkt.data import columnar
 from cmkt.data.dataset import KTDataset
+from cmkt.data.longparsed import (CORRECT_COLS, FALSE_WORDS, ORDER_COLS, SKILL_ID_COLS, SKILL_NAME_COLS,
+                                  STUDENT_COLS, TRUE_WORDS, LongParsed, build_long, find_col, long_labels, norm_col)
 from cmkt.errors import DataError
 
 __all__ = ["read_long"]
-
-
-_STUDENT_COLS = ("user_id", "student_id", "student", "uid", "studentid", "anon_student_id", "userid")
-_SKILL_ID_COLS = ("skill_id", "concept_id", "kc_id", "skill", "concept", "kc", "kc(default)",
-                  "skill_name", "concept_name", "kc_name")
-_SKILL_NAME_COLS = ("skill_name", "concept_name", "kc_name")
-_CORRECT_COLS = ("correct", "response", "responses", "is_correct", "answer", "correct_first_attempt")
-_ORDER_COLS = ("order_id", "order", "timestamp", "time", "start_time", "ms_first_response", "step",
-               "first_transaction_time", "log_id")
-
-_TRUE = {"1", "1.0", "true", "t", "yes"}
-_FALSE = {"0", "0.0", "false", "f", "no"}
-
-
-def _norm_col(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
-
-
-def _find_col(norm: dict[str, str], candidates) -> str | None:
-    for c in candidates:
-        if c in norm:
-            return norm[c]
-    return None
-
-
-@dataclass
-class _LongParsed:
-    path: Path
-    student_ids: list[str]
-    bounds: np.ndarray          # student k owns rows bounds[k]:bounds[k+1] (in sorted order)
-    row_labels: np.ndarray      # object array of normalised skill labels, sorted order
-    row_lines: np.ndarray       # file line of each row, sorted order
-    responses: np.ndarray       # int64, sorted order
-    numeric: bool               # all skill labels are integers
-    names: dict[str, str]       # label -> display name (from a skill-name column)
-    notes: list[str] = field(default_factory=list)
 
 
 def _record_lines(text: str, header_line: int, n_records: int, sep: str) -> np.ndarray:
@@ -71,10 +36,9 @@ def _record_lines(text: str, header_line: int, n_records: int, sep: str) -> np.n
     return np.asarray(starts[:n_records], dtype=np.int64)
 
 
-def _parse_long(path) -> _LongParsed:
+def _parse_long(path) -> LongParsed:
     p = _check_file(path)
-    from cmkt.data.columnar import parse_long_csv_fast
-    fast = parse_long_csv_fast(p)           # large clean files: pyarrow.csv, columnar
+    fast = columnar.parse_long_csv_fast(p)           # large clean files: pyarrow.csv, columnar
     if fast is not None:
         return fast
     text = _read_text(p)
@@ -86,20 +50,20 @@ def _parse_long(path) -> _LongParsed:
         head = pd.read_csv(io.StringIO(text), nrows=0, **opts)
         norm = {}
         for c in head.columns:
-            norm.setdefault(_norm_col(c), c)
+            norm.setdefault(norm_col(c), c)
         found = ", ".join(str(c) for c in head.columns)
-        scol = _find_col(norm, _STUDENT_COLS)
-        kcol = _find_col(norm, _SKILL_ID_COLS)
-        ccol = _find_col(norm, _CORRECT_COLS)
-        for col, role, cands in ((scol, "student", _STUDENT_COLS), (kcol, "skill", _SKILL_ID_COLS),
-                                 (ccol, "correct/response", _CORRECT_COLS)):
+        scol = find_col(norm, STUDENT_COLS)
+        kcol = find_col(norm, SKILL_ID_COLS)
+        ccol = find_col(norm, CORRECT_COLS)
+        for col, role, cands in ((scol, "student", STUDENT_COLS), (kcol, "skill", SKILL_ID_COLS),
+                                 (ccol, "correct/response", CORRECT_COLS)):
             if col is None:
                 raise DataError(p, f"no {role} column: expected one of {', '.join(cands)} "
                                    f"(found: {found})", header_line)
-        ncol = _find_col(norm, _SKILL_NAME_COLS)
+        ncol = find_col(norm, SKILL_NAME_COLS)
         if ncol == kcol:
             ncol = None
-        ocol = _find_col(norm, _ORDER_COLS)
+        ocol = find_col(norm, ORDER_COLS)
         usecols = [c for c in dict.fromkeys((scol, kcol, ccol, ncol, ocol)) if c is not None]
         df = pd.read_csv(io.StringIO(text), usecols=usecols, dtype=str, keep_default_na=False,
                          skip_blank_lines=False, **opts)
@@ -144,8 +108,8 @@ def _parse_long(path) -> _LongParsed:
         if len(df) == 0:
             raise DataError(p, f"no row has a skill (column {kcol})")
 
-    is_true = pd.Series(correct).isin(_TRUE).to_numpy()
-    is_false = pd.Series(correct).isin(_FALSE).to_numpy()
+    is_true = pd.Series(correct).isin(TRUE_WORDS).to_numpy()
+    is_false = pd.Series(correct).isin(FALSE_WORDS).to_numpy()
     bad = ~(is_true | is_false)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
@@ -192,44 +156,13 @@ def _parse_long(path) -> _LongParsed:
     if ocol is not None and moved.any():
         notes.append(f"sorted {len(np.unique(s_sorted[1:][moved]))} students by {ocol}")
     bounds = np.concatenate([[0], np.flatnonzero(~same) + 1, [len(perm)]])
-    return _LongParsed(p, [str(u) for u in uniques], bounds, labels_row[perm], lines[perm],
+    return LongParsed(p, [str(u) for u in uniques], bounds, labels_row[perm], lines[perm],
                        resp[perm], numeric, names, notes)
-
-
-def _long_labels(parsed: list[_LongParsed]) -> list[str]:
-    labels = set()
-    for lp in parsed:
-        labels.update(pd.unique(lp.row_labels).tolist())
-    if all(lp.numeric for lp in parsed):
-        return [str(v) for v in sorted(int(x) for x in labels)]
-    return sorted(str(x) for x in labels)
-
-
-def _build_long(lp: _LongParsed, labels: list[str], from_model: bool) -> KTDataset:
-    index = pd.Index(labels, dtype=object)
-    if not index.is_unique:
-        dup = index[index.duplicated()][0]
-        raise ValueError(f"skill_vocab lists {dup!r} more than once")
-    codes = index.get_indexer(lp.row_labels).astype(np.int64)
-    unknown = codes < 0
-    if unknown.any():
-        k = int(np.flatnonzero(unknown)[0])
-        if from_model:
-            raise DataError(lp.path, f"skill {_show(lp.row_labels[k])} is not one the model knows "
-                                     f"(it has {len(labels)} skills)", int(lp.row_lines[k]))
-        raise DataError(lp.path, f"skill {_show(lp.row_labels[k])} is not in the skill list",
-                        int(lp.row_lines[k]))  # pragma: no cover - labels come from the data
-    b = lp.bounds
-    skills = [codes[b[k]:b[k + 1]] for k in range(len(b) - 1)]
-    responses = [lp.responses[b[k]:b[k + 1]] for k in range(len(b) - 1)]
-    names = [lp.names.get(lab, lab) for lab in labels]
-    return KTDataset(skills, responses, list(lp.student_ids), len(labels), list(labels), names,
-                     source=str(lp.path), notes=list(lp.notes))
 
 
 def read_long(path, skill_vocab=None) -> KTDataset:
     """Read a long interaction log (one row per interaction) with pandas."""
     lp = _parse_long(path)
     if skill_vocab is not None:
-        return _build_long(lp, [str(v) for v in skill_vocab], True)
-    return _build_long(lp, _long_labels([lp]), False)
+        return build_long(lp, [str(v) for v in skill_vocab], True)
+    return build_long(lp, long_labels([lp]), False)

@@ -19,7 +19,8 @@ from pathlib import Path
 from cmkt.data._common import _COUNT_LINE, MAX_SKILL_ID, _check_file, _decode, _read_text, _show
 from cmkt.data.dataset import KTDataset
 from cmkt.data.columnar import is_parquet, read_parquet
-from cmkt.data.longlog import _build_long, _long_labels, _parse_long, read_long
+from cmkt.data.longlog import _parse_long, read_long
+from cmkt.data.longparsed import build_long, long_labels
 from cmkt.data.pykt import read_pykt
 from cmkt.data.threeline import read_three_line
 from cmkt.errors import DataError
@@ -175,14 +176,14 @@ def load_folder(folder, skill_vocab=None) -> dict[str, KTDataset]:
         if skill_vocab is not None:
             labels, from_model = [str(v) for v in skill_vocab], True
         else:
-            labels, from_model = _long_labels(list(parsed.values())), False
+            labels, from_model = long_labels(list(parsed.values())), False
         merged_names: dict[str, str] = {}
         for lp in parsed.values():
             for k, v in lp.names.items():
                 merged_names.setdefault(k, v)
         for key, lp in parsed.items():
             lp.names = merged_names
-            out[key] = _build_long(lp, labels, from_model)
+            out[key] = build_long(lp, labels, from_model)
     else:
         for key, f in files.items():
             out[key] = _READERS[fmt](f, skill_vocab=skill_vocab)

@@ -8,9 +8,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .dropout import Dropout
-from .pairwise import PairwiseHistory
+from cmkt.model.config import ModelConfig
+from cmkt.model.dropout import Dropout
+from cmkt.model.pairwise import PairwiseHistory
 
 PART_NAMES = ("mastery", "difficulty", "momentary")
 
@@ -126,7 +126,7 @@ class GainAKT2(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        if cfg.stack == "pairwise":                          # fitted after training (cmkt/stacking.py)
+        if cfg.stack == "pairwise":                          # fitted after training (cmkt/train/stacking.py)
             self.stack = PairwiseHistory(cfg.num_skills)
         if cfg.members > 1:                                  # an ensemble: members (and its stack)
             self.members = nn.ModuleList(GainAKT2(dataclasses.replace(cfg, members=1, stack="none"))

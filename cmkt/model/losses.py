@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import LOSS_NAMES
-from .gainakt2 import GainAKT2Output
+from cmkt.model.config import LOSS_NAMES
+from cmkt.model.gainakt2 import GainAKT2Output
 
 MARGIN = 0.1
 

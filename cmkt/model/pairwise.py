@@ -3,7 +3,7 @@
 For step t with skill s_t: z_t = b[s_t] + sum_k W[s_t, k] * log(1 + n_k), where n_k counts the
 earlier steps of the window with token k = skill + C * response (every skill's successes and
 failures, weighted per target skill: PFA with transfer between skills). It is convex, fitted after
-the network by regularised logistic regression (cmkt/stacking.py), and blended with the network's
+the network by regularised logistic regression (cmkt/train/stacking.py), and blended with the network's
 logit at a weight chosen on validation: logit = (1 - w) * network + w * z. A homogeneous ensemble
 stops improving after a few members; a model of another kind adds what they share not to know
 (docs/RESULTS.md, "Stacking a pairwise logistic model")."""

@@ -10,9 +10,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
-from .io import atomic_target
-from .models import build_model, config_from_dict, config_to_dict, spec_of
+from cmkt.errors import CheckpointError
+from cmkt.io import atomic_target
+from cmkt.train.kinds import build_model, config_from_dict, config_to_dict, spec_of
 
 FORMAT = "cmkt-checkpoint-v1"
 BEST = "best.safetensors"
@@ -21,7 +21,7 @@ MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024
 
 def save_checkpoint(model, path, meta: dict | None = None) -> Path:
     """Write model weights and metadata (model config with its kind, skills, data, metrics)
-    atomically. Any model kind of cmkt.models; its config's "kind" says which."""
+    atomically. Any model kind of cmkt.train.kinds; its config's "kind" says which."""
     path = Path(path)
     header = {"format": FORMAT, "model_config": json.dumps(config_to_dict(model.cfg)),
               "meta": json.dumps(meta or {}, default=str)}

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data.dataset import KTDataset, train_valid_split
-from .errors import DataError
+from cmkt.data.dataset import KTDataset, check_compatible, train_valid_split
+from cmkt.errors import DataError
 
 
 @dataclass
@@ -51,7 +51,7 @@ def data_name(spec: str) -> str:
 
 
 def _sim(spec: str, split: str, students: int, skills: int, seed: int) -> KTDataset:
-    from .sim import SimConfig, simulate
+    from cmkt.data.sim import SimConfig, simulate
     opts = parse_sim_spec(spec, students, skills, seed)
     try:
         return simulate(SimConfig(**opts), split=split)
@@ -70,7 +70,7 @@ def _unify(*sets: KTDataset | None) -> list[KTDataset | None]:
 def load_training_data(spec: str, valid_fraction: float = 0.2, seed: int = 0,
                        sim_students: int = 300, sim_skills: int = 12) -> DataSplits:
     """The data a training run uses: train (minus a seeded validation split), valid, test."""
-    from .data.readers import load_folder, read_data
+    from cmkt.data.readers import load_folder, read_data
     if is_sim(spec):
         full = _sim(spec, "train", sim_students, sim_skills, seed)
         test = _sim(spec, "test", sim_students, sim_skills, seed)
@@ -99,7 +99,7 @@ def load_eval_data(spec: str, split: str | None = None, skill_labels: list | Non
     """The data to score a trained model on. On a folder (or sim), `split` picks
     test (default), valid or train; on a file the whole file is scored.
     skill_labels (the model's) keep skill ids consistent with training."""
-    from .data.readers import load_folder, read_data
+    from cmkt.data.readers import load_folder, read_data
     split = split or "test"
     if split not in ("test", "valid", "train"):
         raise DataError(spec, f"unknown split {split!r} (test, valid or train)")
@@ -127,7 +127,6 @@ def load_eval_data(spec: str, split: str | None = None, skill_labels: list | Non
         else:
             raise DataError(path, "no such file or folder (use 'sim' for the built-in simulated students)")
     if num_skills is not None:
-        from .scoring import check_compatible
         check_compatible(ds, num_skills, spec)
         if ds.num_skills < num_skills:
             ds = ds.with_num_skills(num_skills, skill_labels, None)

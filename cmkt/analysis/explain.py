@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .model.gainakt2 import PART_NAMES
+from cmkt.model.gainakt2 import PART_NAMES
 
 PART_LABELS = {"mastery": "mastery of {skill}", "difficulty": "difficulty of {skill}",
                "momentary": "recent answers"}

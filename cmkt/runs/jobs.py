@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import read_json, write_json_atomic
-from .runs import (ACTIVE, BEST, CANCEL, CONFIG, LOG, RESULTS, STATUS, RunError, create_run,
-                   now_iso, pid_alive, proc_start_time, read_config, read_metrics, read_status,
-                   run_path)
+from cmkt.io import read_json, write_json_atomic
+from cmkt.runs.folder import (ACTIVE, CANCEL, CONFIG, LOG, RESULTS, STATUS, RunError, create_run, now_iso,
+                              pid_alive, proc_start_time, read_config, read_metrics, read_status, run_path)
+from cmkt.runs.checkpoint import BEST
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -79,8 +79,8 @@ def launch(run_dir) -> int:
 
 def launch_command(run_dir) -> list[str]:
     """`cmkt train --resume RUN`, through torchrun with one process per GPU when the run's
-    device is auto/cuda and the machine has several GPUs (cmkt.distributed.train_command)."""
-    from .distributed import train_command
+    device is auto/cuda and the machine has several GPUs (cmkt.runs.torchrun.train_command)."""
+    from cmkt.runs.torchrun import train_command
     device = ((read_json(Path(run_dir) / CONFIG, {}) or {}).get("train") or {}).get("device", "auto")
     return train_command(run_dir, device, python=sys.executable)
 

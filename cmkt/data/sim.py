@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.dataset import KTDataset
+from cmkt.data.dataset import KTDataset
 
 SKILL_NAMES = [
     "Counting", "Addition", "Subtraction", "Multiplication", "Division", "Fractions",
@@ -67,7 +67,7 @@ def write_simulated(cfg: SimConfig, split: str, path) -> tuple[Path, int]:
     the per-student arrays or the full (steps x skills) true mastery: the same rows as
     write_long_csv(simulate(cfg, split), path), at a fraction of the time and memory
     (10M interactions in seconds). Returns (path, number of interactions)."""
-    from .data.columnar import long_table, write_table
+    from cmkt.data.columnar import long_table, write_table
     skills, responses, lengths, true = _simulate_arrays(cfg, split, practised_only=True)
     keep = np.arange(skills.shape[1])[None, :] < lengths[:, None]           # row-major: student by student
     table = long_table(_student_ids(cfg.students, split), lengths, skills[keep], responses[keep],
@@ -129,7 +129,7 @@ def write_long_csv(ds: KTDataset, path) -> Path:
     """Write the long interaction format (student_id, order, skill_id, skill_name, correct
     and, for simulated data, true_mastery of the practised skill after the step), atomically,
     vectorised; Parquet when path ends in .parquet, CSV otherwise."""
-    from .data.columnar import long_table, write_table
+    from cmkt.data.columnar import long_table, write_table
     lengths = ds.lengths
     cat = (lambda a: np.concatenate(a) if len(a) else np.zeros(0))
     skills = cat(ds.skills).astype(np.int64)

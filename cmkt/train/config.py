@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .model.config import LOSS_NAMES, LOSS_WEIGHT_SETS, ModelConfig, _check_choice, _check_number
-from .presets import PRESETS, defaults_for
+from cmkt.model.config import LOSS_NAMES, LOSS_WEIGHT_SETS, ModelConfig, _check_choice, _check_number
+from cmkt.train.presets import PRESETS, defaults_for
 
 MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"num_skills", "mode"}
 
@@ -46,7 +46,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int = 0              # 0: all cores
-    amp: str = "auto"                 # bfloat16 autocast: auto (CUDA; CPUs with native bf16, models >= 128 wide), bf16, off (cmkt/accel.py)
+    amp: str = "auto"                 # bfloat16 autocast: auto (CUDA; CPUs with native bf16, models >= 128 wide), bf16, off (cmkt/train/accel.py)
     sim_students: int = 300
     sim_skills: int = 12
     eval_batch_size: int = 128
@@ -118,8 +118,8 @@ def build_configs(num_skills: int, mode: str, preset: str, overrides: dict | Non
     """Preset values, then explicit fields, then --set overrides (strings are parsed).
     mode: a GainAKT2 mode (original / cumulative) or a baseline kind (dkt / bkt / pfa), whose own
     preset values (cmkt.baselines.BASELINE_PRESETS) replace the shared ones."""
-    from .baselines import BASELINE_PRESETS
-    from .models import KINDS, config_fields, kind_of_mode
+    from cmkt.baselines import BASELINE_PRESETS
+    from cmkt.train.kinds import KINDS, config_fields, kind_of_mode
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     kind = kind_of_mode(mode)

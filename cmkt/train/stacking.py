@@ -16,10 +16,10 @@ from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from .data.batching import chained_windows
-from .data.dataset import KTDataset
-from .model.pairwise import window_features
-from .scoring import score
+from cmkt.data.batching import chained_windows
+from cmkt.data.dataset import KTDataset
+from cmkt.model.pairwise import window_features
+from cmkt.analysis.scoring import score
 
 STACK_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0)           # sklearn's C (inverse L2 strength)
 STACK_BLENDS = tuple(round(0.05 * i, 2) for i in range(19))  # 0, 0.05, ..., 0.9
@@ -35,7 +35,7 @@ class StackFit:
 
 
 def design(ds: KTDataset, max_len: int, num_skills: int):
-    """Every step of every student once (student order, as cmkt.scoring stacks them), read from
+    """Every step of every student once (student order, as cmkt.analysis.scoring stacks them), read from
     its chained window. Returns X (N, C + 2C*C) sparse, y (N,), later (N,) bool (not a student's
     first step)."""
     cw = chained_windows(ds, max_len)

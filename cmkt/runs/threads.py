@@ -23,7 +23,7 @@ def cores() -> int:
 
 def active_runs(runs_dir, self_dir=None) -> int:
     """Live runs in runs_dir (queued or running, process alive), counting self_dir once."""
-    from .runs import ACTIVE, CONFIG, read_status
+    from cmkt.runs.folder import ACTIVE, CONFIG, read_status
     base = Path(runs_dir)
     me = Path(self_dir).resolve() if self_dir is not None else None
     n = 0

@@ -3,7 +3,7 @@ bounded by the chunk (the scored arrays of `chunk` students), not by the data se
 
     python -m cmkt export RUN --data D --all --out FILE.parquet   (or FILE.csv)
 
-Columns are those of `cmkt export` (cmkt.evaluate.trajectory_frame). Parquet goes through
+Columns are those of `cmkt export` (cmkt.runs.evaluate.trajectory_frame). Parquet goes through
 pyarrow's ParquetWriter (one row group per chunk), CSV through pyarrow's CSVWriter; the file
 appears (atomically) only once complete.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .data.columnar import is_parquet_name
+from cmkt.data.columnar import is_parquet_name
 
 CHUNK_STUDENTS = 2048
 
@@ -24,9 +24,9 @@ def export_all(checkpoint, data: str, split: str | None, out, chunk_students: in
                device="cpu", progress=None) -> dict:
     """Score every student of data (split) with checkpoint and write the trajectories to out.
     Returns {"rows", "students", "chunks"}."""
-    from .checkpoint import load_checkpoint
-    from .evaluate import Scored, eval_data_for, trajectory_frame
-    from .scoring import score
+    from cmkt.runs.checkpoint import load_checkpoint
+    from cmkt.runs.evaluate import Scored, eval_data_for, trajectory_frame
+    from cmkt.analysis.scoring import score
     model, meta = load_checkpoint(checkpoint, device)
     ds = eval_data_for(meta, data, split)
     out = Path(out)

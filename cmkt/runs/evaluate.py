@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .checkpoint import load_checkpoint
-from .data.dataset import KTDataset
-from .datasource import is_sim, load_eval_data
-from .explain import part_columns
-from .metrics import compute_metrics
-from .scoring import Trajectories, score
+from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.data.dataset import KTDataset
+from cmkt.data.source import is_sim, load_eval_data
+from cmkt.analysis.explain import part_columns
+from cmkt.analysis.metrics import compute_metrics
+from cmkt.analysis.scoring import Trajectories, score
 
 
 @dataclass

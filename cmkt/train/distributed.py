@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -183,7 +181,7 @@ def forward_batch(model, ds, cw, idx: np.ndarray, carry: torch.Tensor, device) -
     """forward_windows over this rank's share of the planned batch idx, then the whole batch's
     outputs gathered from every rank (rows: rank 0's windows, then rank 1's, ...), and the
     carried mastery of every window of the batch updated on every rank."""
-    from .scoring import forward_windows
+    from cmkt.analysis.scoring import forward_windows
     if not active():
         wb = forward_windows(model, ds, cw, idx, carry, device)
         return GlobalBatch(wb.out, wb.skills, wb.responses, wb.kept)
@@ -224,128 +222,3 @@ def forward_batch(model, ds, cw, idx: np.ndarray, carry: torch.Tensor, device) -
         fields["start"] = None
     new_out = dataclasses.replace(out, **fields) if dataclasses.is_dataclass(out) else type(out)(**fields)
     return GlobalBatch(new_out, skills.long(), responses.long(), kept_all > 0.5)
-
-
-# ---- launching ---------------------------------------------------------------------------------
-
-def gpu_count() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def device_plan(device: str = "auto", gpus: int | None = None) -> str:
-    """In words, where a run with this device setting trains on this machine (what
-    train_command launches)."""
-    gpus = gpu_count() if gpus is None else gpus
-    if device == "cpu":
-        return "Trains on the CPU in one process" + (f" (this machine also has {gpus} GPU{'s' * (gpus != 1)})."
-                                                     if gpus else ".")
-    if gpus > 1:
-        return (f"This machine has {gpus} GPUs: the run trains with one process per GPU ({gpus} processes, "
-                "torchrun, NCCL); each batch is split between them and one process writes the run folder.")
-    if gpus == 1:
-        return "Trains on this machine's GPU in one process."
-    if device == "cuda":
-        return "No GPU is visible on this machine: a run that asks for cuda stops with an error."
-    return "No GPU on this machine: trains on the CPU in one process."
-
-
-def _is_ensemble(run_dir) -> bool:
-    """Whether a prepared run folder holds an ensemble (members > 1), which trains in one process."""
-    from .errors import CmktError
-    from .runs import read_config
-    try:
-        return int((read_config(run_dir).get("model") or {}).get("members", 1)) > 1
-    except (CmktError, ValueError, TypeError, AttributeError):   # not a run folder yet: one model
-        return False
-
-
-def train_command(run_dir, device: str = "auto", python: str | None = None, gpus: int | None = None) -> list[str]:
-    """The command that trains (or resumes) a prepared run folder: one process per GPU through
-    torchrun when the run may use GPUs and there are several (and is not an ensemble), one plain
-    process otherwise."""
-    python = python or sys.executable
-    gpus = gpu_count() if gpus is None else gpus
-    if device in ("auto", "cuda") and gpus > 1 and not _is_ensemble(run_dir):
-        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-                "-m", "cmkt", "train", "--resume", str(run_dir)]
-    return [python, "-m", "cmkt", "train", "--resume", str(run_dir)]
-
-
-# ---- the other ranks' part of a run --------------------------------------------------------
-
-def execute_worker(run_dir) -> None:
-    """What a rank other than 0 does with a run folder: read it, train in step with rank 0,
-    write nothing."""
-    import signal
-
-    from .config import TrainConfig
-    from .datasource import load_training_data
-    from .model import ModelConfig
-    from .runs import RESUME, read_config
-    from .trainer import TrainCallbacks, Trainer
-
-    class WorkerCallbacks(TrainCallbacks):
-        stop = False
-
-        def should_stop(self) -> bool:
-            return self.stop
-
-    callbacks = WorkerCallbacks()
-
-    def on_term(signum, frame):
-        callbacks.stop = True
-    signal.signal(signal.SIGTERM, on_term)
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    train_cfg = TrainConfig(**dict(cfg["train"]))
-    data = load_training_data(train_cfg.data, train_cfg.valid_fraction, train_cfg.seed,
-                              train_cfg.sim_students, train_cfg.sim_skills)
-    model_cfg = ModelConfig.from_dict(dict(cfg["model"], num_skills=data.num_skills))
-    trainer = Trainer(model_cfg, train_cfg, data, callbacks)
-    if (run_dir / RESUME).exists():
-        trainer.load_state_dict(torch.load(str(run_dir / RESUME), map_location="cpu", weights_only=True))
-    trainer.fit()
-
-
-# ---- the command line under torchrun -----------------------------------------------------------
-
-_shared = {"done": False}
-
-
-def share_run_dir(run_dir) -> None:
-    """Rank 0 tells the other ranks which run folder to train (no-op with one process)."""
-    if active() and is_main() and not _shared["done"]:
-        _shared["done"] = True
-        broadcast_object(str(run_dir))
-
-
-def train_distributed(a, cmd_train) -> int:
-    """`cmkt train` under torchrun: rank 0 makes (or resumes) the run folder and runs the usual
-    command; the others wait for the folder's name and train in step with it."""
-    from .errors import CmktError
-    from .runs import execute_run, read_config
-    from .trainer import Cancelled
-    if a.background:
-        raise CmktError("--background starts its own process: do not combine it with torchrun")
-    device = a.device
-    if a.resume:
-        device = (read_config(a.resume).get("train") or {}).get("device", device)
-    init_from_env(device)
-    try:
-        if is_main():
-            try:
-                return cmd_train(a)
-            finally:
-                if not _shared["done"]:          # failed before the run folder existed
-                    _shared["done"] = True
-                    broadcast_object(None)
-        run_dir = broadcast_object(None)
-        if run_dir is None:
-            return 2                            # rank 0 has said why
-        try:
-            execute_run(run_dir)
-        except Cancelled:
-            return 130
-        return 0
-    finally:
-        shutdown()

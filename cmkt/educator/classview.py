@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .practice import DEVELOPING, LEVELS, SECURE, as_shown, level, skill_name
-from .scoring import Trajectories
+from cmkt.educator.practice import DEVELOPING, LEVELS, SECURE, as_shown, level, skill_name
+from cmkt.analysis.scoring import Trajectories
 
 
 def class_matrices(traj: Trajectories) -> dict:

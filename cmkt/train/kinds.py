@@ -9,10 +9,10 @@ from typing import Callable
 
 import torch.nn as nn
 
-from .baselines import BKT, DKT, PFA, BKTConfig, DKTConfig, PFAConfig, fit_bkt, fit_pfa
-from .baselines import bkt as _bkt, dkt as _dkt, pfa as _pfa
-from .model import GainAKT2, ModelConfig
-from .model.config import MODES
+from cmkt.baselines import BKT, DKT, PFA, BKTConfig, DKTConfig, PFAConfig, fit_bkt, fit_pfa
+from cmkt.baselines import bkt as _bkt, dkt as _dkt, pfa as _pfa
+from cmkt.model import GainAKT2, ModelConfig
+from cmkt.model.config import MODES
 
 
 def _gainakt2_check(state: dict) -> None:

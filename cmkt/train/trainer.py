@@ -10,23 +10,16 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import accel, distributed
-from .config import TrainConfig
-from .data.batching import chained_windows
-from .datasource import DataSplits
-from .errors import CmktError
-from .metrics import compute_metrics
-from .model import LOSS_NAMES, compute_losses
-from .models import build_model, spec_of
-from .scoring import Trajectories, score
-
-
-class Cancelled(Exception):
-    """Raised inside the trainer when a callback asks it to stop."""
-
-
-class Diverged(CmktError):
-    """Raised when the loss or the validation predictions stop being finite numbers."""
+from cmkt.train import accel
+from cmkt.train import distributed
+from cmkt.train.config import TrainConfig
+from cmkt.data.batching import chained_windows
+from cmkt.data.source import DataSplits
+from cmkt.errors import Cancelled, Diverged  # noqa: F401  (Cancelled: re-exported)
+from cmkt.analysis.metrics import compute_metrics
+from cmkt.model import LOSS_NAMES, compute_losses
+from cmkt.train.kinds import build_model, spec_of
+from cmkt.analysis.scoring import Trajectories, score
 
 
 class TrainCallbacks:
@@ -109,7 +102,7 @@ class Trainer:
 
     def __init__(self, model_cfg, train_cfg: TrainConfig, data: DataSplits,
                  callbacks: TrainCallbacks | None = None):
-        """model_cfg: the config of any kind trained by gradient (cmkt.models: GainAKT2, DKT)."""
+        """model_cfg: the config of any kind trained by gradient (cmkt.train.kinds: GainAKT2, DKT)."""
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
         self.callbacks = callbacks or TrainCallbacks()
         self.device = distributed.local_device(pick_device(train_cfg.device))
@@ -119,7 +112,7 @@ class Trainer:
         if getattr(model_cfg, "members", 1) > 1 and distributed.active():
             raise ValueError("an ensemble (members > 1) trains in one process; training on several "
                              "processes (torchrun) is for single models: run it without torchrun")
-        # bfloat16 autocast for the training forward pass, or None (float32): cmkt/accel.py
+        # bfloat16 autocast for the training forward pass, or None (float32): cmkt/train/accel.py
         self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
         self.precision = accel.precision_name(self.amp_dtype)
         self.opt = torch.optim.AdamW(self._param_groups(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
@@ -306,9 +299,9 @@ class Trainer:
         return getattr(self.model_cfg, "stack", "none") != "none" and getattr(self.model_cfg, "momentary_bound", None) != 0
 
     def _fit_stack(self) -> None:
-        """After the last epoch: fit the best model's stack (cmkt/stacking.py) and keep it as the
+        """After the last epoch: fit the best model's stack (cmkt/train/stacking.py) and keep it as the
         best, recorded as one more line of the history (phase "stack")."""
-        from .stacking import fit_stack
+        from cmkt.train.stacking import fit_stack
         if distributed.any_flag(self.callbacks.should_stop()):
             raise Cancelled()
         t0 = time.perf_counter()
@@ -367,76 +360,3 @@ class Trainer:
         best = next((r for r in self.history if r["epoch"] == self.best_epoch), None)
         if best is not None:                       # the phase's yardstick: the best epoch, rescored
             self.best_score = selection_score(best, self.select_on)
-
-class FitTrainer:
-    """For kinds fitted once rather than trained over epochs (BKT by EM, PFA by logistic
-    regression): the same interface as Trainer, so run folders, callbacks, resume and results
-    are the same. Its one 'epoch' is the fit; metrics.jsonl gets one line."""
-
-    def __init__(self, model_cfg, train_cfg: TrainConfig, data: DataSplits,
-                 callbacks: TrainCallbacks | None = None):
-        self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
-        self.callbacks = callbacks or TrainCallbacks()
-        self.device = torch.device("cpu")              # fitting is numpy / scikit-learn
-        self.precision = "float64"                     # numpy / scikit-learn
-        set_threads(train_cfg.num_threads)
-        torch.manual_seed(train_cfg.seed)
-        self.fit_fn = spec_of(model_cfg).fit
-        self.model = build_model(model_cfg)
-        self.epoch = self.best_epoch = self.bad_epochs = 0
-        self.best_score = -math.inf
-        self.best_state: dict | None = None
-        self.history: list[dict] = []
-        self.seconds = 0.0
-
-    @property
-    def eval_model(self):
-        return self.model
-
-    def state_dict(self) -> dict:
-        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "epoch": self.epoch, "best_epoch": self.best_epoch, "best_score": self.best_score,
-                "best_state": self.best_state, "bad_epochs": self.bad_epochs,
-                "history": self.history, "seconds": self.seconds}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
-        self.best_score, self.bad_epochs = float(state["best_score"]), int(state["bad_epochs"])
-        self.best_state, self.history = state["best_state"], list(state["history"])
-        self.seconds = float(state.get("seconds", 0.0))
-
-    def best_model(self):
-        model = build_model(self.model_cfg)
-        model.load_state_dict(self.best_state if self.best_state is not None else self.model.state_dict())
-        return model.eval()
-
-    def evaluate(self, model, ds) -> dict:
-        return evaluate_model(model, ds, self.device, self.cfg.eval_batch_size)
-
-    def fit(self) -> TrainResult:
-        if self.epoch < 1:
-            t0 = time.perf_counter()
-            progress = (lambda i, n, loss: self.callbacks.on_batch(1, i, n, loss))
-            rec = {"epoch": 1}
-            rec.update(self.fit_fn(self.model, self.data.train, should_stop=self.callbacks.should_stop,
-                                   progress=progress))
-            if self.callbacks.should_stop():
-                raise Cancelled()
-            val = self.evaluate(self.model, self.data.valid)
-            rec["val_loss"], rec["val_auc"], rec["val_accuracy"] = val.pop("loss"), val.pop("auc"), val.pop("accuracy")
-            rec.update(val)
-            rec["seconds"] = time.perf_counter() - t0
-            self.seconds += rec["seconds"]
-            self.best_score, self.best_epoch, self.epoch = selection_score(rec), 1, 1
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            self.history.append(rec)
-            self.callbacks.on_epoch(rec, True)
-        best = self.history[0] if self.history else {}
-        return TrainResult(self.best_epoch, best, list(self.history), stopped_early=False, seconds=self.seconds)
-
-
-def make_trainer(model_cfg, train_cfg: TrainConfig, data: DataSplits, callbacks: TrainCallbacks | None = None):
-    """The trainer for a model kind: Trainer (gradient, epochs) or FitTrainer (fitted once)."""
-    cls = FitTrainer if spec_of(model_cfg).fit is not None else Trainer
-    return cls(model_cfg, train_cfg, data, callbacks)

@@ -5,7 +5,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from .scoring import Trajectories
+from cmkt.analysis.scoring import Trajectories
 
 EPS = 1e-6
 SATURATED = 0.99

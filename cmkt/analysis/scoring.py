@@ -6,9 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data.batching import ChainedWindows, chained_windows, collate
-from .data.dataset import KTDataset
-from .errors import DataError
+from cmkt.data.batching import ChainedWindows, chained_windows, collate
+from cmkt.data.dataset import KTDataset, check_compatible  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -44,14 +43,6 @@ class Trajectories:
         if self.parts is not None:
             out["parts"] = self.parts[sl]
         return out
-
-
-def check_compatible(ds: KTDataset, num_skills: int, source: str = "") -> None:
-    """A data set can be scored by a model only if every skill index is one it knows."""
-    top = max((int(s.max()) for s in ds.skills if len(s)), default=-1)
-    if top >= num_skills:
-        raise DataError(source or ds.source or "data",
-                        f"skill index {top} is not one the model knows (it has {num_skills} skills)")
 
 
 @dataclass

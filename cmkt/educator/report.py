@@ -8,9 +8,9 @@ from html import escape
 
 import numpy as np
 
-from .classview import class_matrices, skills_table
-from .errors import CmktError
-from .practice import (DEVELOPING, LEVEL_COLORS, LEVEL_LEGEND, SECURE, below_words, practise_next,
+from cmkt.educator.classview import class_matrices, skills_table
+from cmkt.errors import CmktError
+from cmkt.educator.practice import (DEVELOPING, LEVEL_COLORS, LEVEL_LEGEND, SECURE, below_words, practise_next,
                        skill_name, skill_rows, summary_text)
 
 WIDTH = 700               # px: the printable width of A4 with 12 mm margins

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from .data.dataset import KTDataset
+from cmkt.data.dataset import KTDataset
 
 # name -> (per-skill successes, per-skill failures, all-skill successes, all-skill failures, monotone)
 COUNTING_MODELS = {

@@ -1,0 +1,1 @@
+"""For educators: mastery levels and practise-next suggestions, the class view, printable reports."""
