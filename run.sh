@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
 #   ./run.sh app          set up .venv (first time), start the dashboard on http://127.0.0.1:8501
-#   ./run.sh test [ARGS]  set up .venv + Debian's chromium (first time), run the whole test suite
+#   ./run.sh test [ARGS]  set up .venv + Debian's chromium and postgresql (first time), run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3.11}
@@ -32,6 +32,15 @@ setup_chromium() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
 }
 
+setup_postgres() {   # server binaries for tests/test_serve_postgres.py (it starts its own server)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || return 0     # the PostgreSQL tests then skip, saying why
+  echo "[setup] installing Debian's postgresql for the service tests" >&2
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q postgresql >/dev/null
+}
+
 cmd=${1:-app}; shift || true
 case "$cmd" in
   app)
@@ -41,6 +50,7 @@ case "$cmd" in
   test)
     setup_venv requirements-dev.txt
     setup_chromium
+    setup_postgres
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)

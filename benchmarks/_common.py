@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,3 +145,73 @@ def pick_students(ds, interactions: int, seed: int):
         if total >= interactions:
             break
     return ds.subset(sorted(rows))
+
+
+# ---- timing the real trainer and the real command --------------------------------------------
+
+_RSS_WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+                "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+                "sys.exit(r.returncode)")
+
+
+def run_command(argv: list[str], timeout: int = 3600) -> dict:
+    """Run a command to its end: wall seconds, its peak resident set (MB; a wrapper reads the
+    child's rusage), exit code and the last of its output."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *argv], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    lines = proc.stderr.strip().splitlines()
+    rss = float(lines[-1].split()[1]) / 1024 if lines and lines[-1].startswith("peak_rss_kb") else None
+    return {"argv": [str(a) for a in argv], "seconds": seconds, "returncode": proc.returncode,
+            "stdout": proc.stdout[-2000:], "stderr": "\n".join(lines[:-1])[-2000:], "peak_rss_mb": rss}
+
+
+def train_epochs(data: str, mode: str, preset: str, epochs: int = 2, overrides: dict | None = None,
+                 seed: int = 0, threads: int = 0, interactions: int | None = None) -> dict:
+    """Train `epochs` main-phase epochs of the model `cmkt train` builds for (mode, preset), through
+    the real Trainer and its callbacks (no copy of its loop), then stop it as a cancel would. Per
+    epoch: the seconds metrics.jsonl records (training and validation) and the training part alone
+    (first batch to last). `interactions`: a seeded subset of the training students."""
+    import torch
+    from cmkt.data.source import DataSplits, load_training_data
+    from cmkt.errors import Cancelled
+    from cmkt.train.config import build_configs
+    from cmkt.train.fitted import make_trainer
+    from cmkt.train.trainer import TrainCallbacks
+    splits = load_training_data(data, seed=seed)
+    if interactions:
+        sub = pick_students(splits.train, interactions, seed)
+        splits = DataSplits(splits.name, sub, splits.valid, splits.test, splits.num_skills,
+                            splits.skill_labels, splits.skill_names)
+    mc, tc = build_configs(splits.num_skills, mode, preset, {k: str(v) for k, v in (overrides or {}).items()},
+                           seed=seed, num_threads=threads, device="cpu")
+    epochs_seen: list[dict] = []
+
+    class Timer(TrainCallbacks):
+        start = None
+
+        def on_batch(self, epoch, batch, n_batches, loss):
+            if batch == 1:
+                self.start = time.perf_counter()
+            if batch == n_batches:
+                self.train_seconds = time.perf_counter() - self.start
+
+        def on_epoch(self, record, is_best):
+            epochs_seen.append({"epoch": record["epoch"], "seconds": record["seconds"],
+                                "train_seconds": getattr(self, "train_seconds", None),
+                                "val_auc": record.get("val_auc")})
+
+        def should_stop(self):
+            return len(epochs_seen) >= epochs
+
+    trainer = make_trainer(mc, tc, splits, Timer())
+    try:
+        trainer.fit()
+    except Cancelled:
+        pass
+    trainer.callbacks = TrainCallbacks()          # the trainer can go on (e.g. to count FLOPs)
+    n = sum(len(s) for s in splits.train.skills)
+    return {"mode": mode, "preset": preset, "epochs": epochs_seen, "interactions": n,
+            "n_params": sum(p.numel() for p in trainer.model.parameters()), "precision": trainer.precision,
+            "threads": torch.get_num_threads(), "trainer": trainer}

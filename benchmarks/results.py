@@ -43,7 +43,8 @@ DOCS_DIR = REPO / "docs"
 
 
 def update_docs(res: dict, text: str, docs_dir: Path = DOCS_DIR) -> None:
-    """Rewrite the results section of RESULTS.md and keep its rows in results.json beside it."""
+    """Rewrite the headline and results sections of RESULTS.md and keep the rows in results.json."""
+    update_doc_section("headline", headline(res), docs_dir / "RESULTS.md")
     if update_doc_section("results", text, docs_dir / "RESULTS.md"):
         write_json(docs_dir / "results.json", res)
         print(f"[docs] kept the table's rows in {docs_dir / 'results.json'}", file=sys.stderr)
@@ -329,6 +330,17 @@ def spread_lines(groups: list[list[dict]]) -> list[str]:
     return ["", "Spread over seeds (the same settings, one run per seed; mean ± sample standard "
             "deviation, range in brackets; the main table shows the first seed):", "",
             md_table(["data set", "model", "seeds"] + [h for _, h, _ in SPREAD_KEYS] + ["preset"], body)]
+
+
+def headline(res: dict) -> str:
+    """Every model kind on every data set, in one short table: test AUC, mastery AUC, violations,
+    saturation and training seconds."""
+    body = [[r["dataset"], f"**{r['mode']}**" if r["mode"] == "cumulative" else r["mode"], preset_label(r),
+             fmt(r["test_auc"]), fmt(r.get("mastery_auc")), fmt(r["students_with_violation"], 2),
+             fmt(r.get("mastery_saturation_rate"), 3), f"{r['train_seconds']:.0f}"]
+            for r in res["rows"] if r.get("status") == "ok"]
+    return md_table(["data set", "model", "preset", "test AUC", "mastery AUC", "students w/ violation",
+                     "saturation", "train s"], body) + "\n"
 
 
 def report(res: dict) -> str:

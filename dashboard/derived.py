@@ -85,6 +85,9 @@ def weakest(key: tuple, _scored, skill: int, n: int) -> pd.DataFrame:
 def student_violations(arr: dict) -> dict:
     """Counts of the three violation kinds for one student (same thresholds as cmkt.analysis.metrics)."""
     m, g = arr["mastery"], arr["gains"]
-    mono = int((m[1:] < m[:-1] - 1e-6).sum()) if len(m) > 1 else 0
+    drops = m[1:] < m[:-1] - 1e-6
+    if arr.get("starts") is not None and len(m) > 1:      # a window scored afresh: no previous mastery
+        drops = drops & ~arr["starts"][1:, None]
+    mono = int(drops.sum()) if len(m) > 1 else 0
     return {"mastery drops": mono, "negative gains": int((g < -1e-6).sum()),
             "out of [0,1]": int(((m < -1e-6) | (m > 1 + 1e-6)).sum())}

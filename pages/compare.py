@@ -6,6 +6,7 @@ import streamlit as st
 from cmkt.runs import read_metrics
 from dashboard import derived
 from dashboard.charts import mastery_figure, training_curves
+from dashboard.differences import show_differences
 from dashboard.state import default_pair, get_scored, list_entries, user_errors, with_checkpoint
 from dashboard.tables import show_metrics_table
 from dashboard.widgets import pick_data, pick_entries, pick_student
@@ -25,6 +26,9 @@ data, split = pick_data(chosen[0].data, "cmp_data")
 
 st.subheader("Metrics")
 show_metrics_table(chosen, data, split, explain=False, key="cmp_table")
+
+st.subheader("Differences, with 95% intervals")
+show_differences(chosen, data, split, key="cmp_diff")
 
 st.subheader("Training curves")
 hist = {e.name: read_metrics(e.path) for e in chosen if e.info is not None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cmkt.analysis.reference_metrics import DIFFERENCE_NOTE
 from cmkt.train.kinds import GUARANTEES
 from cmkt.runs import read_metrics
 from dashboard.state import default_set, list_entries, model_rank, with_checkpoint
@@ -40,7 +41,7 @@ live = [e for e in chosen if e.active]
 def table():
     fresh = {e.key: e for e in with_checkpoint(list_entries())}
     current = [fresh.get(e.key, e) for e in chosen]
-    show_metrics_table(current, data, split, explain=True, key="con_table")
+    show_metrics_table(current, data, split, explain=True, key="con_table", with_reference=True)
     for e in current:
         if e.active:
             hist = read_metrics(e.path)
@@ -55,6 +56,8 @@ table()
 st.caption("Highlighted: violation rates, red when non-zero, green when zero. `null`: a correlation "
            "that cannot be computed (constant input). Counts: students, interactions and predictions "
            "scored.")
+st.caption("Rows **reference: …** are the reference system's own consistency numbers, for every "
+           "model, beside cmkt's. " + DIFFERENCE_NOTE)
 
 st.divider()
 show_tradeoff(list_entries())

@@ -5,6 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from cmkt.runs.jobs import cancel_run, delete_run
+from dashboard.efficiency import efficiency_figure, efficiency_frame
+from dashboard.importing import IMPORT_TYPES, VARIANT_CHOICES, import_uploads, variant_of
 from dashboard.state import (CHECKPOINT_TYPES, check_checkpoint_file, list_entries, page, runs_dir,
                              save_upload, user_errors)
 
@@ -23,7 +25,8 @@ def _when(iso: str | None) -> str | None:
 def _row(e) -> dict:
     i = e.info
     return {
-        "run": e.name, "state": e.state, "mode": e.mode, "data": e.data_name, "preset": e.preset,
+        "run": e.name, "state": e.state, "mode": e.mode, "variant": variant_of(e), "data": e.data_name,
+        "preset": e.preset,
         "epoch": f"{i.epoch}/{i.epochs}" if i is not None and i.epochs else None,
         "best val AUC": i.best_val_auc if i is not None else None,
         "test AUC": i.test_auc if i is not None else None,
@@ -39,6 +42,8 @@ if not entries:
     st.info("No runs yet. Start one on the Train page.")
 else:
     df = pd.DataFrame([_row(e) for e in entries])
+    if df["variant"].isna().all():           # only imported reference models have one
+        df = df.drop(columns="variant")
     st.dataframe(
         df, hide_index=True, width="stretch", placeholder="",   # a missing value is a blank, not "None"
         column_config={
@@ -52,6 +57,14 @@ else:
     failed = [e for e in entries if e.state == "failed"]
     for e in failed:
         st.error(f"Run {e.name} failed: {e.info.error or 'no error recorded'}")
+
+speed = efficiency_frame(entries)
+if len(speed):
+    with st.expander("Accuracy per second: test AUC against training time", expanded=False):
+        st.caption("Every finished run with a test split: what it reaches (test AUC) and what it cost "
+                   "(training seconds, log scale), one panel per data set. Colour: model kind; marker: "
+                   "preset. Times are comparable only on one machine under the same load.")
+        st.plotly_chart(efficiency_figure(speed), key="efficiency_chart")
 
 c1, c2 = st.columns(2)
 with c1:
@@ -125,3 +138,33 @@ with right:
                 st.rerun()
     if st.session_state.get("_deleted_msg"):
         st.success(st.session_state.pop("_deleted_msg"))
+
+st.divider()
+st.subheader("Import a reference-system model")
+st.caption("A GainAKT2 model trained in the reference system (the pyKT fork): the `best_model.pth` / "
+           "`model.pth` of its cumulative scripts, or pyKT's `qid_model.ckpt` together with the "
+           "`config.json` beside it. It becomes a run of kind `gainakt2-ref`, scored as pyKT scores it "
+           "(concept ids as they are; long students cut into windows that each start afresh). Only "
+           "weights and numbers are read: nothing in the files is run. Same as `cmkt import PATH`.")
+i1, i2, i3 = st.columns([3, 3, 2])
+ref_ckpt = i1.file_uploader("Checkpoint (.pth or .ckpt)", type=list(IMPORT_TYPES), key="ref_upload")
+ref_cfg = i2.file_uploader("config.json (needed with a .ckpt)", type=["json"], key="ref_config")
+ref_variant = i3.radio("Variant", VARIANT_CHOICES, key="ref_variant",
+                       format_func=lambda v: "the format's own (.ckpt: original, .pth: cumulative)"
+                       if v == "default" else v,
+                       help="cumulative: ReLU gains, mastery accumulated from a sigmoid start "
+                            "(GainAKT2Monitored); original: the raw heads")
+if st.button("Import", key="ref_import", disabled=ref_ckpt is None, icon=":material/upload:"):
+    st.session_state.pop("_ref_import_msg", None)
+    try:
+        run = import_uploads(ref_ckpt, ref_cfg, ref_variant)
+        st.session_state["_ref_import_msg"] = ("success", f"Imported {ref_ckpt.name} as run {run.name}: "
+                                               "pick it on the Students, Consistency or Compare pages.")
+        st.rerun()
+    except Exception as e:  # noqa: BLE001 - CmktError carries the clear message; anything else still gets one
+        from cmkt.errors import CmktError
+        st.session_state["_ref_import_msg"] = ("error", str(e) if isinstance(e, CmktError)
+                                               else f"{ref_ckpt.name}: could not be imported ({type(e).__name__}: {e})")
+ref_msg = st.session_state.get("_ref_import_msg")
+if ref_msg:
+    (st.success if ref_msg[0] == "success" else st.error)(ref_msg[1])

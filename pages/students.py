@@ -61,7 +61,7 @@ m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Steps", T)
 m2.metric("Skills practised", len(practised))
 m3.metric("Accuracy", fmt(float(arr["responses"].mean()) if T else None, 3))
-m4.metric("Mean predicted P(correct)", fmt(float(arr["probs"].mean()) if T else None, 3))
+m4.metric("Mean predicted P(correct)", fmt(float(np.nanmean(arr["probs"])) if np.isfinite(arr["probs"]).any() else None, 3))
 viol = derived.student_violations(arr)
 m5.metric(f"Violations (all {scored.traj.num_skills} skills)", sum(viol.values()),
           help="counted over every step and every skill the model tracks, practised or not (as in the "

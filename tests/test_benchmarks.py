@@ -35,19 +35,35 @@ def test_results_quick(tmp_path):
     assert (tmp_path / "results.csv").read_text().startswith("dataset,mode,preset,test_auc")
 
 
-def test_speed_quick(tmp_path):
-    run_script("speed.py", "--quick", "--out", tmp_path)
+def test_speed_quick_times_what_ships_against_the_reference(tmp_path):
+    run_script("speed.py", "--quick", "--kinds", "cumulative,dkt", "--out", tmp_path, timeout=600)
     res = json.loads((tmp_path / "speed.json").read_text())
-    variants = {r["variant"]: r for r in res["train"]}
-    assert {"reference", "cmkt"} <= set(variants)
-    ref, ours = variants["reference"], variants["cmkt"]
-    assert ref["interactions"] == ours["interactions"] > 0          # same work for both
-    assert ref["padded_slots"] > ours["padded_slots"]               # the reference pads to 200
-    assert ref["loop_vs_closed_form_max_diff"] < 1e-4               # the loop is the same model
-    assert ours["flops_per_epoch"] > 0 and res["matmul"]["peak_flops"] > 0
-    assert res["score"]["best_total_seconds"] > 0 and res["score"]["students"] > 0
-    assert res["profile"]["phases"] and res["profile"]["top_ops"]
-    assert "interactions/s" in (tmp_path / "speed.md").read_text()
+    quick = res["epochs"]["quick"]
+    assert set(quick) == {"reference", "cumulative", "dkt"}
+    for rec in quick.values():
+        assert rec["epochs"] and all(e["train_seconds"] > 0 and e["seconds"] >= e["train_seconds"] for e in rec["epochs"])
+        assert rec["peak_rss_mb"] > 0
+    assert quick["reference"]["interactions"] == quick["cumulative"]["interactions"] > 0     # same students
+    assert quick["cumulative"]["flops"] > 0 and res["matmul"]["peak_flops"] > 0
+    assert {m: r["returncode"] for m, r in res["command_runs"].items()} == {"cumulative": 0, "dkt": 0}
+    md = (tmp_path / "speed.md").read_text()
+    assert "vs reference" in md and "`cmkt train --model cumulative --preset quick --epochs 1`" in md
+
+
+def test_speed_builds_each_model_as_cmkt_train_does():
+    """The timed model is the preset's (the Trainer that `cmkt train` makes), and the reference is
+    the first release's model at the same size."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _common import train_epochs
+    from reference_approach import FIRST_RELEASE
+    from cmkt.train.config import build_configs
+    out = train_epochs("sim:students=30,skills=3", "cumulative", "quick", epochs=1)
+    assert out["trainer"].model_cfg == build_configs(3, "cumulative", "quick", seed=0, device="cpu")[0]
+    assert len(out["epochs"]) == 1
+    ref_cfg = build_configs(3, "cumulative", "quick", FIRST_RELEASE)[0]
+    shipped = build_configs(3, "cumulative", "quick")[0]
+    assert (ref_cfg.d_model, ref_cfg.n_blocks, ref_cfg.d_ff) == (shipped.d_model, shipped.n_blocks, shipped.d_ff)
+    assert ref_cfg.predictor == "mlp" and ref_cfg.max_len == 200 and ref_cfg.dropout_kernel == "torch"
 
 
 def test_tradeoff_quick(tmp_path):
@@ -62,37 +78,6 @@ def test_tradeoff_quick(tmp_path):
     assert points[0]["corr_ratio"] is not None
     again = run_script("tradeoff.py", "--report", tmp_path / "tradeoff.json")
     assert "| momentary_bound | AUC | mastery AUC |" in again.stdout and "unbounded" in again.stdout
-
-
-def test_speed_reference_keeps_the_first_release_dropout():
-    """Every variant trains the first release's model; only `cmkt` takes the preset's dropout
-    choices (fused attention, fast masks), so the speed-up of those is counted as cmkt's."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import speed
-    from cmkt.train.config import build_configs
-    for preset in ("quick", "standard"):
-        cfgs = {v: build_configs(20, "cumulative", preset, speed.variant_overrides(v, {}))[0]
-                for v in speed.VARIANTS}
-        assert {c.predictor for c in cfgs.values()} == {"mlp"} and {c.recurrent for c in cfgs.values()} == {0}
-        assert cfgs["cmkt"].dropout_kernel == "fast" and cfgs["cmkt"].attention_dropout == 0
-        for name in ("reference", "pad200 + closed form", "length-bucketed + loop"):
-            assert cfgs[name].dropout_kernel == "torch"
-            assert cfgs[name].attention_dropout == cfgs[name].dropout > 0
-        # the command line's --set still reaches every variant
-        assert speed.variant_overrides("reference", {"d_model": "32"})["d_model"] == "32"
-
-
-def test_precision_quick(tmp_path):
-    """benchmarks/precision.py times the real trainer in float32 and both bfloat16 variants and
-    says what amp=auto picks."""
-    run_script("precision.py", "--quick", "--out", tmp_path)
-    res = json.loads((tmp_path / "precision.json").read_text())
-    settings = [r["setting"] for r in res["rows"]]
-    assert settings == ["float32", "bfloat16, attention float32", "bfloat16, attention bfloat16"]
-    assert [r["precision"] for r in res["rows"]] == ["float32", "bfloat16 autocast", "bfloat16 autocast"]
-    assert all(r["best_seconds"] > 0 and r["matmul_ms"] > 0 for r in res["rows"])
-    assert res["auto"] == {"quick": "float32"}               # 16 wide: under the bfloat16 width
-    assert "| precision | epoch s (best) |" in (tmp_path / "precision.md").read_text()
 
 
 def test_results_merge_replaces_a_rerun(tmp_path):
@@ -191,74 +176,3 @@ def test_results_update_docs_keeps_the_rows_to_merge_into_later(tmp_path):
     assert kept["merged"][0]["command"] == json.loads((tmp_path / "b" / "results.json").read_text())["command"]
 
 
-def test_refit_probe_trains_a_second_model_on_every_training_student(tmp_path):
-    proc = run_script("refit.py", "--dataset", "sim", "--mode", "cumulative", "--set", "epochs=2",
-                      "--set", "d_model=16", "--set", "n_heads=2", "--set", "d_ff=32", "--set", "recurrent=8",
-                      "--set", "gain_hidden=8", "--set", "members=1", "--out", tmp_path / "refit.json")
-    out = json.loads((tmp_path / "refit.json").read_text())
-    assert json.loads(proc.stdout) == out
-    n_train, n_all = out["train_students"]
-    assert n_all > n_train and 1 <= out["best_epoch"] <= 2 and len(out["lrs"]) == out["best_epoch"]
-    assert out["selected"]["auc"] != out["refit"]["auc"]                      # two different models
-    assert out["refit"]["monotonicity_violation_rate"] == 0
-    assert out["overrides"]["mastery_epochs"] == "0"                          # the main phase only
-    assert out["overrides"]["stack"] == "none"
-    proc = run_script("refit.py", "--dataset", "sim", "--mode", "cumulative", "--set", "mastery_epochs=2",
-                      check=False)
-    assert proc.returncode != 0 and "mastery_epochs" in proc.stderr
-
-
-def test_sweep_runs_every_variant_and_seed_into_one_table(tmp_path):
-    variants = tmp_path / "variants.txt"
-    variants.write_text("# two settings\nbase:\nnarrow: d_model=8 d_ff=16   # narrower\n")
-    run_script("sweep.py", "--variants", variants, "--datasets", "sim", "--seeds", "0,1", "--jobs", "2",
-               "--quick", "--device", "cpu", "--out", tmp_path / "out", timeout=300)
-    res = json.loads((tmp_path / "out" / "sweep.json").read_text())
-    got = {(r["variant"], r["seed"]) for r in res["rows"]}
-    assert got == {("base", 0), ("base", 1), ("narrow", 0), ("narrow", 1)}
-    for r in res["rows"]:
-        assert r["dataset"] == "sim" and r["mode"] == "cumulative" and r["status"] == "ok"
-        assert (r["config"]["model"]["d_model"] == 8) == (r["variant"] == "narrow")
-        assert r["monotonicity_violation_rate"] == 0.0
-    table = (tmp_path / "out" / "sweep.md").read_text().splitlines()
-    rows = [line for line in table if line.startswith("| base") or line.startswith("| narrow")]
-    assert len(rows) == 2 and all("| sim |" in line and "| 0,1 |" in line for line in rows)
-    assert res["unfinished"] == [] and res["not_started"] == []
-
-
-def test_sweep_refuses_a_malformed_variants_file_and_stops_at_the_deadline(tmp_path):
-    bad = tmp_path / "bad.txt"
-    bad.write_text("base:\nwide d_model=256\n")
-    proc = run_script("sweep.py", "--variants", bad, "--out", tmp_path / "o", check=False)
-    assert proc.returncode != 0 and f"{bad}:2" in proc.stderr and "name: key=value" in proc.stderr
-    bad.write_text("base: d_model\n")
-    proc = run_script("sweep.py", "--variants", bad, "--out", tmp_path / "o", check=False)
-    assert proc.returncode != 0 and "key=value" in proc.stderr
-    ok = tmp_path / "ok.txt"
-    ok.write_text("base:\n")
-    proc = run_script("sweep.py", "--variants", ok, "--datasets", "sim", "--seeds", "0,1", "--device", "cpu",
-                      "--deadline", "0", "--out", tmp_path / "late", check=False)
-    res = json.loads((tmp_path / "late" / "sweep.json").read_text())
-    assert proc.returncode == 1 and res["rows"] == [] and res["not_started"] == ["base-sim-s0", "base-sim-s1"]
-
-
-def test_average_runs_scores_the_mean_of_trained_runs(tmp_path):
-    from cmkt.runs import create_run, execute_run
-    tiny = {"d_model": "8", "n_heads": "2", "d_ff": "16", "max_len": "20", "gain_hidden": "4", "recurrent": "4"}
-    runs = []
-    for width in ("8", "12"):        # the same simulated students (one seed), two different models
-        run = create_run(tmp_path, data="sim:students=40,skills=4", mode="cumulative", preset="quick", epochs=1,
-                         seed=0, overrides=dict(tiny, d_model=width), name=f"w{width}")
-        execute_run(run)
-        runs.append(run)
-    proc = run_script("average_runs.py", "--data", "sim:students=40,skills=4", *runs)
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(res["runs"]) == 2 and res["runs"][0]["auc"] != res["runs"][1]["auc"]
-    avg = res["average"]
-    assert avg["monotonicity_violation_rate"] == 0 and avg["bounds_violation_rate"] == 0
-    assert 0.3 < avg["auc"] < 1
-    other = create_run(tmp_path, data="sim:students=40,skills=5", mode="cumulative", preset="quick", epochs=1,
-                       overrides=tiny, name="other")
-    execute_run(other)
-    proc = run_script("average_runs.py", "--data", "sim:students=40,skills=4", runs[0], other, check=False)
-    assert proc.returncode != 0

@@ -22,7 +22,9 @@ def _trainer(epochs, ema="0.9", **extra):
     return Trainer(mc, tc, data)
 
 
-def test_the_average_follows_every_step_with_the_decay():
+def test_the_average_follows_every_step_with_the_warmed_up_decay():
+    """Update n (the first is a copy) uses decay min(0.9, (1 + n) / (10 + n)): early weights are
+    forgotten fast, so a short run is not held back by its untrained start."""
     tr = _trainer(1, ema="0.9")
     name = "gain_head.weight"
     after_steps = []
@@ -36,8 +38,10 @@ def test_the_average_follows_every_step_with_the_decay():
     tr.train_epoch(1)
     assert len(after_steps) > 2
     expected = after_steps[0]                       # the first update copies the weights
-    for w in after_steps[1:]:
-        expected = 0.9 * expected + 0.1 * w
+    for n, w in enumerate(after_steps[1:], start=1):
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * w
+    assert min(0.9, (1 + 1) / (10 + 1)) < 0.2       # the second update weighs the new weights > 80%
     averaged = dict(tr.ema.module.named_parameters())[name]
     assert torch.allclose(averaged, expected, atol=1e-6)
     assert not torch.allclose(averaged, after_steps[-1], atol=1e-4)   # not just the last weights

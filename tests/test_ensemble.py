@@ -56,7 +56,7 @@ def test_each_member_learns_from_its_own_losses():
     model = ensemble(members=2).train()
     s, r = torch.randint(0, 5, (3, 20)), torch.randint(0, 2, (3, 20))
     mask = torch.ones(3, 20, dtype=torch.bool)
-    args = (s, r, mask, (0.1, 0.1, 1.2, 0.3, 0.3, 0.1), 0.1, "level", 1.5)
+    args = (s, r, mask, (0.1, 0.1, 1.2, 0.3, 0.3, 0.1), 0.1, 1.5)
     out = model(s, r)
     total = compute_losses(out, *args)
     per = [compute_losses(o, *args) for o in out.members]
@@ -130,6 +130,7 @@ def test_the_accuracy_presets_make_the_cumulative_model_an_ensemble_with_a_maste
         assert tuple(tc.weights())[2] == 1.2
     mc, tc = build_configs(10, "cumulative", "quick")                     # minutes on a laptop: one model
     assert (mc.members, tc.mastery_epochs) == (1, 0)
+    assert tuple(tc.weights())[2] == 1.2                                 # the mastery hinge at 1.2 (saturation)
     mc, tc = build_configs(10, "original", "standard")                    # the phase is cumulative-only
     assert (mc.members, tc.mastery_epochs) == (1, 0)
     mc, tc = build_configs(10, "cumulative", "standard", {"members": "1", "mastery_epochs": "0"})

@@ -159,7 +159,8 @@ def test_config_roundtrip_and_validation():
 
 
 def test_mastery_hinges_by_hand():
-    from cmkt.model.losses import MASTERY_HINGES
+    from cmkt.model.losses import _hinge_gap, _hinge_level
+    MASTERY_HINGES = {"level": _hinge_level, "gap": _hinge_gap}      # gap: the gain-performance hinge
     v = torch.tensor([[0.7, 0.3, 0.55, 0.45, 9.0]])
     r = torch.tensor([[1, 0, 1, 0, 1]])
     mask = torch.tensor([[True, True, True, True, False]])        # the 9.0 is padding

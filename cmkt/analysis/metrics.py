@@ -55,6 +55,8 @@ def compute_metrics(traj: Trajectories) -> dict:
     nonempty = lengths > 0
     first = np.zeros(N, dtype=bool)
     first[offsets[:-1][nonempty]] = True
+    if traj.starts is not None:                      # windows scored afresh: their first steps too
+        first |= traj.starts
     later = ~first                                   # rows with t >= 2 within their student
     m, g, s, r = traj.mastery, traj.gains, traj.skills, traj.responses
     row_student = np.repeat(np.arange(S), lengths)   # (N,)
@@ -102,5 +104,6 @@ def compute_metrics(traj: Trajectories) -> dict:
     out["n_students"] = int(S)
     out["n_interactions"] = int(N)
     out["n_predictions"] = n_later
-    out["n_nonfinite"] = int(bad_m.sum() + bad_g.sum() + (~np.isfinite(traj.probs)).sum())
+    no_pred = ~np.isfinite(traj.probs) if traj.starts is None else ~np.isfinite(traj.probs) & ~traj.starts
+    out["n_nonfinite"] = int(bad_m.sum() + bad_g.sum() + no_pred.sum())
     return out

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cmkt.data.batching import ChainedWindows, chained_windows, collate
+from cmkt.data.batching import ChainedWindows, batch_plan, chained_windows, collate, make_windows
 from cmkt.data.dataset import KTDataset, check_compatible  # noqa: F401  (re-exported)
 
 
@@ -25,6 +25,10 @@ class Trajectories:
     true_mastery: np.ndarray | None = None  # (N, C), simulated data only
     parts: np.ndarray | None = None         # (N, 3) mastery/difficulty/momentary logit parts (mastery predictor)
     prior: np.ndarray | None = None         # (C,) mastery before a student's first step, where the model has one
+    # (N,) bool, models that score windows afresh (imported pyKT models): the first step of every
+    # window (a student's first step included), which has no prediction (probs is NaN there) and no
+    # previous mastery; the metrics leave these rows out as they leave out t = 1. None: no such rows
+    starts: np.ndarray | None = None
 
     @property
     def num_skills(self) -> int:
@@ -42,6 +46,8 @@ class Trajectories:
             out["true_mastery"] = self.true_mastery[sl]
         if self.parts is not None:
             out["parts"] = self.parts[sl]
+        if self.starts is not None:
+            out["starts"] = self.starts[sl]
         return out
 
 
@@ -87,6 +93,8 @@ def score(model, ds: KTDataset, device="cpu", batch_size: int = 64) -> Trajector
     the previous window ended with, so the guarantees hold over the whole sequence."""
     cfg = model.cfg
     check_compatible(ds, cfg.num_skills)
+    if getattr(model, "windowing", "chained") == "fresh":
+        return _score_fresh(model, ds, device, batch_size)
     was_training = model.training
     model.eval()
     lengths = ds.lengths
@@ -118,11 +126,46 @@ def score(model, ds: KTDataset, device="cpu", batch_size: int = 64) -> Trajector
                 parts[at:at + n] = pp[b, k0:k0 + n]
     if was_training:
         model.train()
-    tm = None
-    if ds.true_mastery is not None:
-        tm = np.concatenate(ds.true_mastery, axis=0).astype(np.float32) if N else np.zeros((0, C), np.float32)
-        if tm.shape[1] < C:
-            tm = np.pad(tm, ((0, 0), (0, C - tm.shape[1])))
-    cat = (lambda arrs: np.concatenate(arrs).astype(np.int64) if arrs else np.zeros(0, np.int64))
-    return Trajectories(list(ds.student_ids), offsets, cat(ds.skills), cat(ds.responses),
+    tm = _true_mastery(ds, N, C)
+    return Trajectories(list(ds.student_ids), offsets, _cat(ds.skills), _cat(ds.responses),
                         probs, mastery, gains, cfg.mode, tm, parts, prior)
+
+
+def _cat(arrs) -> np.ndarray:
+    return np.concatenate(arrs).astype(np.int64) if arrs else np.zeros(0, np.int64)
+
+
+def _true_mastery(ds: KTDataset, N: int, C: int) -> np.ndarray | None:
+    if ds.true_mastery is None:
+        return None
+    tm = np.concatenate(ds.true_mastery, axis=0).astype(np.float32) if N else np.zeros((0, C), np.float32)
+    return np.pad(tm, ((0, 0), (0, C - tm.shape[1]))) if tm.shape[1] < C else tm
+
+
+def _score_fresh(model, ds: KTDataset, device, batch_size: int) -> Trajectories:
+    """pyKT's protocol (a model with windowing = "fresh" and forward_steps(skills, responses) ->
+    (probs, mastery, gains) in cmkt's alignment, probs NaN at a window's first step): every student
+    cut into consecutive windows of cfg.max_len steps, each starting afresh (nothing carried over),
+    so the numbers are the reference's own. The first step of every window has no prediction."""
+    cfg = model.cfg
+    was_training = model.training
+    model.eval()
+    offsets = np.concatenate([[0], np.cumsum(ds.lengths)]).astype(np.int64)
+    N, C = int(offsets[-1]), cfg.num_skills
+    probs = np.zeros(N, dtype=np.float32)
+    mastery = np.zeros((N, C), dtype=np.float32)
+    gains = np.zeros((N, C), dtype=np.float32)
+    starts = np.zeros(N, dtype=bool)
+    windows = make_windows(ds, cfg.max_len)
+    for idx in batch_plan(windows, batch_size, shuffle=False):
+        skills, responses, _ = collate(ds, windows, idx, device)
+        p, m, g = (x.float().cpu().numpy() for x in model.forward_steps(skills, responses))
+        for b, w in enumerate(idx):
+            n = int(windows.lengths[w])
+            at = int(offsets[windows.row[w]] + windows.start[w])
+            probs[at:at + n], mastery[at:at + n], gains[at:at + n] = p[b, :n], m[b, :n], g[b, :n]
+            starts[at] = True
+    if was_training:
+        model.train()
+    return Trajectories(list(ds.student_ids), offsets, _cat(ds.skills), _cat(ds.responses), probs, mastery,
+                        gains, cfg.mode, _true_mastery(ds, N, C), None, None, starts)

@@ -76,7 +76,10 @@ def _check_train_options(a, sets: dict) -> None:
         raise CmktError(f"--epochs {a.epochs}: a run needs at least 1 epoch")
     from cmkt.baselines import BASELINE_PRESETS
     from cmkt.train.kinds import config_fields, kind_of_mode
-    kind = kind_of_mode(a.model)
+    try:
+        kind = kind_of_mode(a.model)          # gainakt2-ref: imported, never trained here
+    except ValueError as e:
+        raise CmktError(str(e)) from None
     if kind == "gainakt2":
         defaults = {f.name: f.default for f in fields(ModelConfig) if f.name in MODEL_KEYS}
     else:

@@ -10,7 +10,7 @@ BASES = ("context", "prior")
 ACCUMULATIONS = ("linear", "gap")
 READOUTS = ("none", "attention")
 RECURRENT_HEADS = ("none", "skill")
-GAIN_ENCODERS = ("value", "detached", "recurrent", "both")
+GAIN_ENCODERS = ("value", "recurrent", "decay")
 DROPOUT_KERNELS = ("torch", "fast")
 STACKS = ("none", "pairwise")
 
@@ -19,10 +19,7 @@ STACKS = ("none", "pairwise")
 LOSS_WEIGHT_SETS = {
     "plain": (0.1, 0.1, 0.3, 0.3, 0.1, 0.1),
     "enhanced": (0.0, 0.1, 0.8, 0.8, 0.2, 0.3),
-    # plain with 3x the sparsity weight: fewer gains to skills not practised, so less saturation
-    # (ASSIST2009 quick: 4.0% of steps at the ceiling instead of 6.1%, mastery AUC unchanged)
-    "sparse": (0.1, 0.1, 0.3, 0.3, 0.3, 0.1),
-    # sparse with the mastery hinge (anchored at 0.5) at 0.8: mastery before a wrong answer is
+    # plain with 3x the sparsity weight and the mastery hinge (anchored at 0.5) at 0.8: mastery before a wrong answer is
     # held under 0.4, so it stays off the ceiling (ASSIST2015 standard: 1.8% of steps at the
     # ceiling instead of 4.4%; docs/RESULTS.md)
     "anchored": (0.1, 0.1, 0.8, 0.3, 0.3, 0.1),
@@ -33,6 +30,14 @@ LOSS_WEIGHT_SETS = {
 LOSS_NAMES = ("non_negative", "monotonicity", "mastery_performance",
               "gain_performance", "sparsity", "consistency")
 UNBOUNDED = ("none", "inf", "infinity", "unbounded", "")
+
+# Options removed in 0.2 (measured, never a default: docs/MODEL.md, "Options"). A saved config that
+# names one still loads where the old value rebuilds the same model; otherwise it is refused.
+REMOVED_GAIN_ENCODERS = {
+    # the value stream without a gradient back: the same forward pass, so the same model
+    "detached": "value",
+}
+REMOVED_LOSS_SETS = {"sparse": (0.1, 0.1, 0.3, 0.3, 0.3, 0.1)}
 
 
 def parse_bound(value) -> float | None:
@@ -109,9 +114,8 @@ class ModelConfig:
     # does) and add it to the momentary part ("skill"), or not ("none")
     recurrent_head: str = "none"
     # what the gain head reads: "value" (the transformer's value stream, shared with the
-    # predictor), "detached" (the same, with no gradient from gains back into the transformer) or
-    # "recurrent" (an LSTM over the interactions of its own, gain_hidden wide) or "both" (the
-    # detached value stream and that LSTM side by side)
+    # predictor), "recurrent" (an LSTM over the interactions of its own, gain_hidden wide) or "decay"
+    # (causal sums of the interactions at 8 decay rates, in parallel over time: cmkt/model/decay.py)
     gain_encoder: str = "value"
     gain_hidden: int = 128
     # an ensemble: this many models of this config, trained side by side (each on its own losses,
@@ -133,6 +137,9 @@ class ModelConfig:
         _check_choice("recurrent_head", self.recurrent_head, RECURRENT_HEADS)
         _check_choice("gain_encoder", self.gain_encoder, GAIN_ENCODERS)
         _check_number("gain_hidden", self.gain_hidden, lo=1, hi=8192, integer=True)
+        if self.gain_encoder == "decay" and self.gain_hidden % 8:
+            raise ValueError(f"gain_hidden must be a multiple of 8 with gain_encoder 'decay' (its 8 rates), "
+                             f"not {self.gain_hidden}")
         _check_choice("dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
         _check_choice("stack", self.stack, STACKS)
         _check_number("num_skills", self.num_skills, lo=1, integer=True)
@@ -167,6 +174,13 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
+        d = dict(d)
+        enc = d.get("gain_encoder")
+        if enc in REMOVED_GAIN_ENCODERS:
+            d["gain_encoder"] = REMOVED_GAIN_ENCODERS[enc]
+        elif enc == "both":
+            raise ValueError("gain_encoder 'both' was removed in cmkt 0.2 (measured no better than 'recurrent': "
+                             "docs/MODEL.md); this model cannot be rebuilt, train it again")
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")

@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cmkt.model.config import ModelConfig
+from cmkt.model.decay import DecayEncoder
 from cmkt.model.dropout import Dropout
 from cmkt.model.pairwise import PairwiseHistory
 
@@ -37,7 +38,7 @@ def mean_output(outs: list[GainAKT2Output]) -> GainAKT2Output:
 
 
 # Under CPU autocast, attention runs in float32: the CPU flash-attention backward is about 3x
-# slower in bfloat16, while the linear layers around it gain 3-4x (benchmarks/precision.py,
+# slower in bfloat16, while the linear layers around it gain 3-4x (docs/experiments, "Where bfloat16 helps";
 # which also times it with this switched off).
 CPU_ATTENTION_FLOAT32 = True
 
@@ -111,17 +112,17 @@ class GainAKT2(nn.Module):
     mode "original":   gains = linear(value), mastery = linear(context), per step.
     mode "cumulative": gains >= 0 (ReLU of a linear head), mastery starts from a base in [0, 1]
                        and only accumulates gains: m_t = min(1, m_{t-1} + gain_scale * g_t).
-    gain_encoder:        what the gain head reads: the value stream ("value"), the same without a
-                         gradient back ("detached"), an LSTM of its own ("recurrent") or both.
+    gain_encoder:        what the gain head reads: the value stream ("value"), an LSTM of its
+                         own ("recurrent") or decayed sums of the interactions ("decay").
     predictor "mlp":     logit = MLP(streams of step t-1, skill s_t).
     predictor "mastery": logit = mastery part (increasing in m_{t-1}[s_t]) + difficulty(s_t)
                          + momentary part (the MLP, bounded by momentary_bound).
     """
 
     # the modules that make mastery and nothing else (the gains' own encoder and head, the prior):
-    # their learning rate is TrainConfig.mastery_lr_scale times the rest's. In cumulative mode with
+    # the mastery phase (TrainConfig.mastery_epochs) trains them alone. In cumulative mode with
     # gain_encoder "recurrent" the prediction reads them only through the mastery part.
-    MASTERY_ONLY = ("gain_embed", "gain_rnn", "gain_head", "prior")
+    MASTERY_ONLY = ("gain_embed", "gain_rnn", "gain_decay", "gain_head", "prior")
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -153,11 +154,12 @@ class GainAKT2(nn.Module):
             nn.Linear(n_in, cfg.d_ff), nn.GELU(), Dropout(cfg.dropout, cfg.dropout_kernel),
             nn.Linear(cfg.d_ff, cfg.d_ff // 2), nn.GELU(), nn.Linear(cfg.d_ff // 2, 1))
         self.mastery_head = nn.Linear(d, C)
-        if cfg.gain_encoder in ("recurrent", "both"):
+        if cfg.gain_encoder == "recurrent":
             self.gain_embed = nn.Embedding(2 * C, d)
             self.gain_rnn = nn.LSTM(d, cfg.gain_hidden, batch_first=True)
-        gain_in = {"recurrent": cfg.gain_hidden, "both": d + cfg.gain_hidden}.get(cfg.gain_encoder, d)
-        self.gain_head = nn.Linear(gain_in, C)
+        if cfg.gain_encoder == "decay":
+            self.gain_decay = DecayEncoder(2 * C, cfg.gain_hidden, cfg.max_len)
+        self.gain_head = nn.Linear(d if cfg.gain_encoder == "value" else cfg.gain_hidden, C)
         if cfg.base == "prior" or cfg.predictor == "mastery":
             self.prior = nn.Parameter(torch.zeros(C))          # mastery before any step (logit / raw)
         if cfg.predictor == "mastery":
@@ -170,12 +172,12 @@ class GainAKT2(nn.Module):
     # ---- mastery ----------------------------------------------------------------------
     def gain_input(self, tokens: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
         """What the gain head reads after step t (gain_encoder): tokens (B, T), val (B, T, D)
-        the value stream -> (B, T, D), (B, T, G) or (B, T, D + G)."""
-        encoder = self.cfg.gain_encoder
-        if encoder in ("recurrent", "both"):
-            own = self.gain_rnn(self.emb_drop(self.gain_embed(tokens)))[0]         # (B, T, G)
-            return own if encoder == "recurrent" else torch.cat([val.detach(), own], dim=-1)
-        return val.detach() if encoder == "detached" else val                       # (B, T, D)
+        the value stream -> (B, T, D) or (B, T, G)."""
+        if self.cfg.gain_encoder == "recurrent":
+            return self.gain_rnn(self.emb_drop(self.gain_embed(tokens)))[0]         # (B, T, G)
+        if self.cfg.gain_encoder == "decay":
+            return self.gain_decay(tokens, self.emb_drop)                          # (B, T, G)
+        return val                                                                  # (B, T, D)
 
     def _start_mastery(self, ctx: torch.Tensor) -> torch.Tensor:
         """(B, C) mastery before the first accumulated gain of a cold-start window."""

@@ -40,14 +40,10 @@ def _hinge_level(values: torch.Tensor, responses: torch.Tensor, mask: torch.Tens
     return lc + lw
 
 
-MASTERY_HINGES = {"level": _hinge_level, "gap": _hinge_gap}
-
-
 def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.Tensor,
                    mask: torch.Tensor, weights, gain_scale: float,
-                   mastery_hinge: str = "level", mastery_loss: float = 0.0) -> dict[str, torch.Tensor]:
+                   mastery_loss: float = 0.0) -> dict[str, torch.Tensor]:
     """skills, responses: (B, T); mask: (B, T) bool, True on the steps to learn from.
-    mastery_hinge: "level" (anchored at 0.5) or "gap" (relative to the other answers).
     mastery_loss: weight of 'mastery_bce', the cross-entropy of the mastery part of the logit
     alone (mastery predictor only): it makes mastery by itself a good estimate, whatever the
     momentary part adds.
@@ -55,7 +51,7 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
     members' own, so each member learns as it would alone.
     Returns each loss, plus 'bce' and the weighted 'total'."""
     if getattr(out, "members", None):
-        per = [compute_losses(o, skills, responses, mask, weights, gain_scale, mastery_hinge, mastery_loss)
+        per = [compute_losses(o, skills, responses, mask, weights, gain_scale, mastery_loss)
                for o in out.members]
         return {k: torch.stack([p[k] for p in per]).mean() for k in per[0]}
     m, g = out.mastery, out.gains                                       # (B, T, C)
@@ -73,7 +69,8 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
         "non_negative": _masked_mean(F.relu(-g), mask3),
         "monotonicity": _masked_mean(F.relu(-dm), pair3),
         # mastery of the skill about to be answered, before the answer
-        "mastery_performance": MASTERY_HINGES[mastery_hinge](
+        # (anchored at 0.5: below 0.6 before a right answer, above 0.4 before a wrong one cost)
+        "mastery_performance": _hinge_level(
             m[:, :-1].gather(-1, skills[:, 1:].unsqueeze(-1)).squeeze(-1), responses[:, 1:], pair),
         # gain credited to the practiced skill by this answer
         "gain_performance": _hinge_gap(

@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 
 from cmkt.runs.checkpoint import load_checkpoint
+from cmkt.train.kinds import KINDS
 from cmkt.data.dataset import KTDataset
 from cmkt.data.source import is_sim, load_eval_data
+from cmkt.data.rawids import ids_as_indices
 from cmkt.analysis.explain import part_columns
 from cmkt.analysis.metrics import compute_metrics
+from cmkt.analysis.reference_metrics import reference_metrics
 from cmkt.analysis.scoring import Trajectories, score
 
 
@@ -27,7 +30,15 @@ class Scored:
 
     @property
     def metrics(self) -> dict:
-        return compute_metrics(self.traj)
+        """compute_metrics, plus the variant of an imported reference model (gainakt2-ref)."""
+        out = compute_metrics(self.traj)
+        variant = (self.meta.get("model_config") or {}).get("variant")
+        return {**out, "variant": variant} if variant else out
+
+    @property
+    def reference(self) -> dict:
+        """The reference system's own consistency numbers (cmkt.analysis.reference_metrics)."""
+        return reference_metrics(self.traj)
 
 
 def eval_data_for(meta: dict, data: str, split: str | None = None) -> KTDataset:
@@ -38,6 +49,9 @@ def eval_data_for(meta: dict, data: str, split: str | None = None) -> KTDataset:
     kwargs = dict(valid_fraction=tc.get("valid_fraction", 0.2), seed=tc.get("seed", 0))
     if is_sim(data):
         kwargs.update(sim_students=tc.get("sim_students", 300), sim_skills=tc.get("sim_skills", cfg.get("num_skills", 12)))
+    elif KINDS.get(cfg.get("kind") or "gainakt2", KINDS["gainakt2"]).ids_as_is:
+        # an imported reference model: the file's concept ids are its indices, never re-indexed
+        return ids_as_indices(load_eval_data(data, split, **kwargs), int(cfg["num_skills"]))
     ds = load_eval_data(data, split, skill_labels=labels, num_skills=cfg.get("num_skills"), **kwargs)
     names = meta.get("skill_names")
     if names and len(names) == ds.num_skills:
@@ -72,6 +86,8 @@ def trajectory_frame(scored: Scored, student: str | None = None) -> pd.DataFrame
         sids = np.repeat(np.array(traj.student_ids, dtype=object), lengths)
         step = rows - np.repeat(traj.offsets[:-1], lengths) + 1
         first = step == 1
+    if traj.starts is not None:            # a window that starts afresh: no mastery before it
+        first = first | traj.starts[rows]
     s = traj.skills[rows]
     labels = np.array(scored.skill_labels, dtype=object)
     names = np.array(scored.skill_names, dtype=object)

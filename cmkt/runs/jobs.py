@@ -45,6 +45,7 @@ class RunInfo:
     pair: str | None
     has_checkpoint: bool
     status: dict = field(default_factory=dict)
+    train_seconds: float | None = None    # results.json: training time (epochs, validation, stack)
 
 
 def runs_dir_default() -> Path:
@@ -114,7 +115,7 @@ def run_info(path) -> RunInfo:
         best_val_auc=(best or {}).get("val_auc"), test_auc=((results.get("test") or {}).get("auc")),
         violations=(best or {}).get("students_with_violation"), created=st.get("created") or cfg.get("created"),
         started=st.get("started"), finished=st.get("finished"), error=st.get("error"), pair=cfg.get("pair"),
-        has_checkpoint=(path / BEST).exists(), status=st)
+        has_checkpoint=(path / BEST).exists(), status=st, train_seconds=results.get("train_seconds"))
 
 
 def list_runs(runs_dir=None) -> list[RunInfo]:

@@ -3,10 +3,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from cmkt.model.config import LOSS_NAMES, LOSS_WEIGHT_SETS, ModelConfig, _check_choice, _check_number
+from cmkt.model.config import (LOSS_NAMES, LOSS_WEIGHT_SETS, REMOVED_LOSS_SETS, ModelConfig, _check_choice,
+                               _check_number)
 from cmkt.train.presets import PRESETS, defaults_for
 
 MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"num_skills", "mode"}
+
+# Training options removed in 0.2 (docs/MODEL.md, "Options"): the value under which an old run
+# trained as every run now does. A saved config with that value loads; another is refused.
+REMOVED_TRAIN_OPTIONS = {
+    "mastery_hinge": "level",       # "gap" (relative to the other answers): measured, never a default
+    "mastery_lr_scale": 1.0,        # a faster rate for mastery's own parameters: measured, never a default
+}
 
 
 @dataclass
@@ -22,7 +30,6 @@ class TrainConfig:
     patience: int = 3
     grad_clip: float = 1.0
     loss_weights: str | list = "plain"
-    mastery_hinge: str = "level"      # mastery-performance hinge: "level" (anchored at 0.5) or "gap"
     mastery_loss: float = 0.0         # weight of the mastery part's own cross-entropy (mastery predictor)
     # decay of an exponential moving average of the weights, updated after every step; validation,
     # model selection and the saved model use the averaged weights (0: off, the last weights)
@@ -31,9 +38,6 @@ class TrainConfig:
     # to 1 - 1 / (ema_epochs * steps per epoch) where that is smaller, so on a small data set (a few
     # steps per epoch) the average does not lean on the first, untrained weights
     ema_epochs: float = 0.0
-    # learning rate of the parameters that only make mastery (gain encoder and head, prior), as a
-    # multiple of lr: mastery can then learn as fast as the prediction over-fits (1: one rate)
-    mastery_lr_scale: float = 1.0
     # after the main phase stops (early stopping or the epoch cap): up to this many more epochs that
     # train only the parameters that make mastery (the gains' encoder and head, the prior; cumulative
     # GainAKT2), everything else frozen at the best epoch's weights. A mastery epoch is kept where
@@ -66,7 +70,6 @@ class TrainConfig:
         return w
 
     def __post_init__(self):
-        _check_choice("mastery_hinge", self.mastery_hinge, ("level", "gap"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("amp", self.amp, ("auto", "bf16", "off"))
         _check_choice("select_on", self.select_on, ("auc", "auc+mastery_auc"))
@@ -81,7 +84,6 @@ class TrainConfig:
         _check_number("mastery_epochs", self.mastery_epochs, lo=0, hi=100_000, integer=True)
         _check_number("ema", self.ema, lo=0, hi=0.9999)
         _check_number("ema_epochs", self.ema_epochs, lo=0, hi=100_000)
-        _check_number("mastery_lr_scale", self.mastery_lr_scale, lo=0, hi=1000, lo_open=True)
         _check_number("valid_fraction", self.valid_fraction, lo=0, hi=0.9, lo_open=True)
         _check_number("seed", self.seed, lo=0, integer=True)
         _check_number("num_threads", self.num_threads, lo=0, hi=1024, integer=True)
@@ -91,6 +93,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """A saved train config, also one written before an option was removed."""
+        d = dict(d)
+        for key, same in REMOVED_TRAIN_OPTIONS.items():
+            if key in d:
+                value = d.pop(key)
+                if value != same:
+                    raise ValueError(f"{key}={value!r} was removed in cmkt 0.2 (measured, never a default: "
+                                     f"docs/MODEL.md); this run cannot be resumed, start a new one")
+        if isinstance(d.get("loss_weights"), str) and d["loss_weights"] in REMOVED_LOSS_SETS:
+            d["loss_weights"] = list(REMOVED_LOSS_SETS[d["loss_weights"]])
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown train config keys: {unknown}")
+        return cls(**d)
 
 
 def _coerce(value: str, like):

@@ -13,6 +13,7 @@ from cmkt.baselines import BKT, DKT, PFA, BKTConfig, DKTConfig, PFAConfig, fit_b
 from cmkt.baselines import bkt as _bkt, dkt as _dkt, pfa as _pfa
 from cmkt.model import GainAKT2, ModelConfig
 from cmkt.model.config import MODES
+from cmkt.model import reference as _ref
 
 
 def _gainakt2_check(state: dict) -> None:
@@ -28,6 +29,8 @@ class ModelKind:
     aux_losses: bool              # the six interpretability losses apply (GainAKT2 only)
     check_state: Callable         # raises ValueError on weights no model of this kind can hold
     guarantees: str               # what its knowledge state promises, in one line
+    trainable: bool = True        # False: made by `cmkt import`, never trained here
+    ids_as_is: bool = False       # a data file's skill ids are the model's indices, never re-indexed
 
 
 KINDS: dict[str, ModelKind] = {
@@ -39,10 +42,14 @@ KINDS: dict[str, ModelKind] = {
                      "bounded (a probability) but not monotone: a wrong answer lowers P(learned)"),
     "pfa": ModelKind("pfa", PFAConfig, PFA, fit_pfa, False, _pfa.check_state,
                      "bounded (a probability) but not monotone: a failure count can lower it"),
+    _ref.KIND: ModelKind(_ref.KIND, _ref.RefConfig, _ref.RefModel, None, False, _ref.check_state,
+                         "the reference's cumulative variant: bounded and monotone within a window (each "
+                         "window of seq_len steps starts afresh, as in pyKT); original variant: neither",
+                         trainable=False, ids_as_is=True),   # windowing: RefModel.windowing = "fresh"
 }
 BASELINE_KINDS = ("dkt", "bkt", "pfa")
-MODEL_CHOICES = (*MODES, *BASELINE_KINDS)        # what --model accepts
-MODEL_ORDER = ("original", "cumulative", *BASELINE_KINDS)
+MODEL_CHOICES = (*MODES, *BASELINE_KINDS, _ref.KIND)   # what --model accepts (gainakt2-ref: refused)
+MODEL_ORDER = ("original", "cumulative", *BASELINE_KINDS, _ref.KIND)
 GUARANTEES = {
     "cumulative": "bounded and monotone (by construction)",
     "original": "neither bounded nor monotone",
@@ -50,6 +57,8 @@ GUARANTEES = {
            "answers (it stays in [0, 1] only because it is a sigmoid; nothing makes it a level)",
     "bkt": "bounded but not monotone (a wrong answer lowers P(learned))",
     "pfa": "bounded but not monotone (a failure lowers the predicted probability)",
+    _ref.KIND: "imported reference model: its cumulative variant is bounded and monotone within each window "
+               "of seq_len steps (every window starts afresh, as in pyKT); its original variant is neither",
 }
 
 
@@ -58,6 +67,9 @@ def kind_of_mode(mode: str) -> str:
     if mode in MODES:
         return "gainakt2"
     if mode in KINDS:
+        if not KINDS[mode].trainable:
+            raise ValueError(f"--model {mode}: imported reference models are never trained here; "
+                             "make one from a reference checkpoint with: cmkt import PATH --out runs/")
         return mode
     raise ValueError(f"unknown model {mode!r}; choose one of {', '.join(MODEL_CHOICES)}")
 
