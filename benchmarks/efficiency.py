@@ -45,7 +45,7 @@ def points_from_runs(runs: Path) -> list[dict]:
     for res_file in sorted(runs.glob("*/results.json")):
         r = json.loads(res_file.read_text())
         if r.get("test") and r.get("train_seconds") is not None:
-            out.append({"data": r.get("data_name"), "kind": r.get("kind") or r.get("mode"), "preset": r.get("preset"),
+            out.append({"data": r.get("data_name"), "kind": r.get("mode") or r.get("kind"), "preset": r.get("preset"),
                         "train_seconds": r["train_seconds"], "test_auc": r["test"]["auc"],
                         "mastery_auc": r["test"].get("mastery_auc"), "run": res_file.parent.name})
     return out

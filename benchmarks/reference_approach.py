@@ -13,7 +13,7 @@ FIRST_RELEASE = {"predictor": "mlp", "base": "context", "accumulation": "linear"
                  "mastery_loss": "0", "readout": "none", "recurrent": "0", "recurrent_head": "none",
                  "gain_encoder": "value", "members": "1", "stack": "none", "attn_dropout": "none",
                  "dropout_kernel": "torch", "amp": "off", "ema": "0", "mastery_epochs": "0",
-                 "select_on": "auc", "max_len": str(REF_LEN)}
+                 "select_on": "auc", "loss_weights": "plain", "max_len": str(REF_LEN)}
 
 
 def loop_model(cfg):

@@ -380,14 +380,6 @@ def report(res: dict) -> str:
               "(epochs + validation scoring), not counting data loading or test scoring. `bf16` in the "
               "preset column: trained in bfloat16 autocast (`amp=auto` on a CPU with native bfloat16, "
               "models 128 wide and up; mastery, guarantees and every score in float32).", ""]
-    lines.append("Model selection detail:")
-    lines.append("")
-    lines.append(md_table(["data set", "model", "val AUC (best epoch)", "best epoch / epochs run",
-                           "test students", "test interactions", "run folder"],
-                          [[r["dataset"], r["mode"], fmt(r.get("val_auc")),
-                            f"{r.get('best_epoch')} / {r.get('epochs_run')}", fmt(r.get("n_students")),
-                            fmt(r.get("n_interactions")), f"`{Path(r['run']).name}`"]
-                           for r in rows if r.get("status") == "ok"]))
     lines += ["", "Published test AUC on the same splits (../shared/data/README.md) beside ours:", ""]
     pub_rows = []
     by = {(r["dataset"], r["mode"]): r for r in rows if r.get("status") == "ok"}

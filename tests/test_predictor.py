@@ -27,8 +27,6 @@ VARIANTS = {
                                   recurrent_head="skill"),
     "mastery-gap-gain-lstm": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8,
                                   recurrent_head="skill", gain_encoder="recurrent", gain_hidden=8),
-    "mastery-gap-gain-decay": dict(MASTERY, accumulation="gap", momentary_bound=None, recurrent=8,
-                                   recurrent_head="skill", gain_encoder="decay", gain_hidden=16),
     "mastery-gap-gain-lstm-readout": dict(MASTERY, accumulation="gap", momentary_bound=None, readout="attention",
                                           gain_encoder="recurrent", gain_hidden=8),
     # an ensemble of three (ModelConfig.members): its means must keep every promise a member keeps
@@ -198,7 +196,7 @@ def test_a_recurrent_gain_encoder_makes_gains_independent_of_the_transformer(mod
     own; moving the transformer's weights moves the prediction but not one gain. With the shared
     value stream ('value') the same move changes the gains."""
     s, r = torch.randint(0, 6, (3, 20)), torch.randint(0, 2, (3, 20))
-    for encoder, independent in (("recurrent", True), ("decay", True), ("value", False)):
+    for encoder, independent in (("recurrent", True), ("value", False)):
         model = model_of(num_skills=6, mode=mode, **VARIANTS["mastery-gap-gain-lstm"] | {"gain_encoder": encoder,
                                                                                "gain_hidden": 8}).eval()
         perturb_weights(model, 2, 0.5)
@@ -215,7 +213,7 @@ def test_a_recurrent_gain_encoder_makes_gains_independent_of_the_transformer(mod
         ModelConfig(num_skills=5, gain_encoder="gru")
 
 
-@pytest.mark.parametrize("encoder, reaches", [("value", True), ("recurrent", False), ("decay", False)])
+@pytest.mark.parametrize("encoder, reaches", [("value", True), ("recurrent", False)])
 def test_only_the_shared_gain_encoder_sends_gradient_from_mastery_into_the_transformer(encoder, reaches):
     """gain_encoder 'recurrent' does not read the value stream: the mastery losses then train the
     gain side only (head, prior, the gains' own LSTM), never the transformer that the prediction
@@ -227,14 +225,12 @@ def test_only_the_shared_gain_encoder_sends_gradient_from_mastery_into_the_trans
     assert any(g is not None and g.abs().sum() > 0 for g in grads) is reaches
     assert model.gain_head.weight.grad.abs().sum() > 0
     if encoder != "value":
-        own = model.gain_rnn if encoder == "recurrent" else model.gain_decay
-        assert all(p.grad.abs().sum() > 0 for p in own.parameters())
+        assert all(p.grad.abs().sum() > 0 for p in model.gain_rnn.parameters())
         assert model.gain_head.in_features == 8
 
 
 @pytest.mark.parametrize("variant", ["mlp-context-linear", "mastery-gap-readout", "mastery-gap-gain-lstm",
-                                     "mastery-gap-gain-lstm-readout", "mastery-gap-gain-decay",
-                                     "ensemble-of-3"])
+                                     "mastery-gap-gain-lstm-readout", "ensemble-of-3"])
 def test_long_students_are_trained_as_they_are_scored(variant):
     """What the trainer feeds the model for a long student (chained windows, each starting from
     the previous window's last mastery) is exactly what scoring reports."""

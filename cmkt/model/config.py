@@ -10,7 +10,7 @@ BASES = ("context", "prior")
 ACCUMULATIONS = ("linear", "gap")
 READOUTS = ("none", "attention")
 RECURRENT_HEADS = ("none", "skill")
-GAIN_ENCODERS = ("value", "recurrent", "decay")
+GAIN_ENCODERS = ("value", "recurrent")
 DROPOUT_KERNELS = ("torch", "fast")
 STACKS = ("none", "pairwise")
 
@@ -114,8 +114,7 @@ class ModelConfig:
     # does) and add it to the momentary part ("skill"), or not ("none")
     recurrent_head: str = "none"
     # what the gain head reads: "value" (the transformer's value stream, shared with the
-    # predictor), "recurrent" (an LSTM over the interactions of its own, gain_hidden wide) or "decay"
-    # (causal sums of the interactions at 8 decay rates, in parallel over time: cmkt/model/decay.py)
+    # predictor) or "recurrent" (an LSTM over the interactions of its own, gain_hidden wide)
     gain_encoder: str = "value"
     gain_hidden: int = 128
     # an ensemble: this many models of this config, trained side by side (each on its own losses,
@@ -137,9 +136,6 @@ class ModelConfig:
         _check_choice("recurrent_head", self.recurrent_head, RECURRENT_HEADS)
         _check_choice("gain_encoder", self.gain_encoder, GAIN_ENCODERS)
         _check_number("gain_hidden", self.gain_hidden, lo=1, hi=8192, integer=True)
-        if self.gain_encoder == "decay" and self.gain_hidden % 8:
-            raise ValueError(f"gain_hidden must be a multiple of 8 with gain_encoder 'decay' (its 8 rates), "
-                             f"not {self.gain_hidden}")
         _check_choice("dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
         _check_choice("stack", self.stack, STACKS)
         _check_number("num_skills", self.num_skills, lo=1, integer=True)

@@ -9,7 +9,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cmkt.model.config import ModelConfig
-from cmkt.model.decay import DecayEncoder
 from cmkt.model.dropout import Dropout
 from cmkt.model.pairwise import PairwiseHistory
 
@@ -112,8 +111,8 @@ class GainAKT2(nn.Module):
     mode "original":   gains = linear(value), mastery = linear(context), per step.
     mode "cumulative": gains >= 0 (ReLU of a linear head), mastery starts from a base in [0, 1]
                        and only accumulates gains: m_t = min(1, m_{t-1} + gain_scale * g_t).
-    gain_encoder:        what the gain head reads: the value stream ("value"), an LSTM of its
-                         own ("recurrent") or decayed sums of the interactions ("decay").
+    gain_encoder:        what the gain head reads: the value stream ("value") or an LSTM of its
+                         own ("recurrent").
     predictor "mlp":     logit = MLP(streams of step t-1, skill s_t).
     predictor "mastery": logit = mastery part (increasing in m_{t-1}[s_t]) + difficulty(s_t)
                          + momentary part (the MLP, bounded by momentary_bound).
@@ -122,7 +121,7 @@ class GainAKT2(nn.Module):
     # the modules that make mastery and nothing else (the gains' own encoder and head, the prior):
     # the mastery phase (TrainConfig.mastery_epochs) trains them alone. In cumulative mode with
     # gain_encoder "recurrent" the prediction reads them only through the mastery part.
-    MASTERY_ONLY = ("gain_embed", "gain_rnn", "gain_decay", "gain_head", "prior")
+    MASTERY_ONLY = ("gain_embed", "gain_rnn", "gain_head", "prior")
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -157,8 +156,6 @@ class GainAKT2(nn.Module):
         if cfg.gain_encoder == "recurrent":
             self.gain_embed = nn.Embedding(2 * C, d)
             self.gain_rnn = nn.LSTM(d, cfg.gain_hidden, batch_first=True)
-        if cfg.gain_encoder == "decay":
-            self.gain_decay = DecayEncoder(2 * C, cfg.gain_hidden, cfg.max_len)
         self.gain_head = nn.Linear(d if cfg.gain_encoder == "value" else cfg.gain_hidden, C)
         if cfg.base == "prior" or cfg.predictor == "mastery":
             self.prior = nn.Parameter(torch.zeros(C))          # mastery before any step (logit / raw)
@@ -175,8 +172,6 @@ class GainAKT2(nn.Module):
         the value stream -> (B, T, D) or (B, T, G)."""
         if self.cfg.gain_encoder == "recurrent":
             return self.gain_rnn(self.emb_drop(self.gain_embed(tokens)))[0]         # (B, T, G)
-        if self.cfg.gain_encoder == "decay":
-            return self.gain_decay(tokens, self.emb_drop)                          # (B, T, G)
         return val                                                                  # (B, T, D)
 
     def _start_mastery(self, ctx: torch.Tensor) -> torch.Tensor:
