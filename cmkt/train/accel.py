@@ -20,7 +20,7 @@ import torch
 
 AMP_CHOICES = ("auto", "bf16", "off")
 # narrowest model (d_model) that `auto` trains in bfloat16 on a CPU. Measured by
-# benchmarks/precision.py on a 2-core AMD EPYC with AVX512-BF16 (docs/RESULTS.md): the standard
+# benchmarks/precision.py (retired; docs/experiments, "Where bfloat16 helps") on a 2-core AMD EPYC: the standard
 # model (128 wide) 3.33 s per epoch in float32, 2.47 s in bfloat16; the quick model (64 wide)
 # 0.89 s against 0.80 s at best and 0.91 s against 0.89 s at the median (too little to count on).
 CPU_BF16_MIN_WIDTH = 128
