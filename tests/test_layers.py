@@ -44,6 +44,7 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     for name, path in mods.items():
         is_pkg = path.name == "__init__.py"
         deps: set[str] = set()
+        explicit: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom):
                 if node.level:
@@ -54,6 +55,7 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
                     target = node.module or ""
                 if target.split(".")[0] != "cmkt":
                     continue
+                explicit.add(target)                # `from P import x` runs P itself first
                 for alias in node.names:
                     sub = f"{target}.{alias.name}"
                     deps.add(sub if sub in mods else target)
@@ -64,7 +66,10 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
         for d in deps:
             parts = d.split(".")
             closed.update(".".join(parts[:i]) for i in range(2, len(parts) + 1))
-        graph[name] = {d for d in closed if d in mods and d != name and not name.startswith(d + ".")}
+        # an implied parent package is left out (Python runs it before this module anyway), one named
+        # in `from P import x` is not: P's __init__ may import this module back
+        graph[name] = {d for d in closed if d in mods and d != name
+                       and (not name.startswith(d + ".") or d in explicit)}
     return graph
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cmkt.data._common import _check_file, _read_text, _show
-from cmkt.data import columnar
+import cmkt.data.columnar as columnar
 from cmkt.data.dataset import KTDataset
 from cmkt.data.longparsed import (CORRECT_COLS, FALSE_WORDS, ORDER_COLS, SKILL_ID_COLS, SKILL_NAME_COLS,
                                   STUDENT_COLS, TRUE_WORDS, LongParsed, build_long, find_col, long_labels, norm_col)
