@@ -62,13 +62,13 @@ class Conn:
         self.c.close()
 
 
-def start_server(run: str, folder: Path, threads: int) -> tuple[subprocess.Popen, int]:
+def start_server(run: str, folder: Path, threads: int, *extra: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     (folder / "keys.txt").write_text(KEY + "\n")
     log = open(folder / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "cmkt", "serve", run, "--host", "127.0.0.1", "--port", str(port),
                              "--db", str(folder / "events.sqlite"), "--keys", str(folder / "keys.txt"),
-                             "--threads", str(threads)],
+                             "--threads", str(threads), *extra],
                             cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while True:
@@ -97,8 +97,9 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def throughput(port: int, labels: list, clients: int, requests: int, max_seconds: float, seed: int,
-               students_per_client: int = 20) -> dict:
-    """`requests` single answers from `clients` threads, bounded by max_seconds."""
+               students_per_client: int = 20, tag: str = "") -> dict:
+    """`requests` single answers from `clients` threads, bounded by max_seconds (new students for
+    each tag)."""
     per = [requests // clients + (i < requests % clients) for i in range(clients)]
     lat: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
@@ -116,7 +117,7 @@ def throughput(port: int, labels: list, clients: int, requests: int, max_seconds
                 body = {"skill": labels[int(rng.integers(len(labels)))], "correct": int(rng.integers(2))}
                 t0 = time.perf_counter()
                 try:
-                    status, _ = conn.call("POST", f"/v1/students/tp{clients}-c{i}-s{j % students_per_client}/answers", body)
+                    status, _ = conn.call("POST", f"/v1/students/tp{clients}{tag}-c{i}-s{j % students_per_client}/answers", body)
                 except (OSError, http.client.HTTPException):
                     status = 0
                     conn.close()
@@ -180,6 +181,36 @@ def depth(port: int, labels: list, length: int, students: int, max_seconds: floa
     return out
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The phase repeated: the run with the median throughput, with every run's answers/s and p99."""
+    order = sorted(runs, key=lambda r: r["answers_per_s"] or 0)
+    mid = dict(order[len(order) // 2], errors=sum(r["errors"] for r in runs))   # errors: of every run
+    if len(runs) > 1:
+        mid["repeats"] = [{"answers_per_s": r["answers_per_s"], "p99_ms": r["p99_ms"]} for r in runs]
+    return mid
+
+
+def health_batches(port: int) -> dict:
+    """The model's batch counters from /v1/health (on a connection closed at once: one left open
+    was seen to slow the phase after it)."""
+    conn = Conn(port)
+    try:
+        return conn.call("GET", "/v1/health")[1]["batches"]
+    finally:
+        conn.close()
+
+
+def batch_stats(before: dict, after: dict, seconds: float) -> dict:
+    """The model's batches between two /v1/health readings: windows and milliseconds per batch, and
+    the share of the phase's time the batching thread was running one."""
+    n = after["batches"] - before["batches"]
+    busy = (after["ms_per_batch"] * after["batches"] - before["ms_per_batch"] * before["batches"]) / 1000
+    windows = after["windows_per_batch"] * after["batches"] - before["windows_per_batch"] * before["batches"]
+    return {"batches": n, "windows_per_batch": round(windows / n, 2) if n else None,
+            "ms_per_batch": round(1000 * busy / n, 2) if n else None,
+            "busy_share": round(busy / seconds, 3) if seconds else 0.0}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", default=str(REPO / "assets" / "demo" / "demo-cumulative"))
@@ -189,14 +220,18 @@ def main(argv=None) -> int:
     p.add_argument("--depth", type=int, default=1000, help="the late answer measured (default 1000)")
     p.add_argument("--depth-students", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="the server's torch threads (default 1)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run each throughput phase this many times; report the median run and all of them")
+    p.add_argument("--no-model-process", action="store_true",
+                   help="the model in the server's own process (cmkt serve --no-model-process): the before")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON here too")
     a = p.parse_args(argv)
     clients = [int(x) for x in a.clients.split(",") if x.strip()]
-    if a.requests < 1 or not clients or min(clients) < 1 or a.depth < 40:
-        p.error("--requests and --clients need at least 1, --depth at least 40")
+    if a.requests < 1 or not clients or min(clients) < 1 or a.depth < 40 or a.repeat < 1:
+        p.error("--requests, --clients and --repeat need at least 1, --depth at least 40")
     folder = Path(tempfile.mkdtemp(prefix="cmkt-serve-bench-"))
-    proc, port = start_server(a.run, folder, a.threads)
+    proc, port = start_server(a.run, folder, a.threads, *(["--no-model-process"] if a.no_model_process else []))
     try:
         conn = Conn(port)
         status, model = conn.call("GET", "/v1/model")
@@ -205,14 +240,27 @@ def main(argv=None) -> int:
             conn.call("POST", f"/v1/students/warm-{i % 4}/answers", {"skill": labels[i % len(labels)], "correct": i % 2})
         conn.close()
         res = {"run": model["run"], "kind": model["kind"], "mode": model["mode"], "max_len": model["max_len"],
-               "cpus": os.cpu_count(), "server_threads": a.threads, "database": "sqlite (WAL, synchronous=NORMAL)",
+               "cpus": os.cpu_count(), "server_threads": a.threads, "model_process": not a.no_model_process,
+               "database": "sqlite (WAL, synchronous=NORMAL)",
                "throughput": [], "depth": None}
         for c in clients:
-            r = throughput(port, labels, c, a.requests, a.max_seconds, a.seed)
+            runs = []
+            for k in range(a.repeat):
+                before = health_batches(port)
+                r = throughput(port, labels, c, a.requests, a.max_seconds, a.seed + 1000 * k, tag=f"r{k}")
+                after = health_batches(port)
+                r["model_batches"] = batch_stats(before, after, r["seconds"])
+                runs.append(r)
+            r = median_run(runs)
             res["throughput"].append(r)
             print(f"{c} client(s): {r['done']} answers in {r['seconds']} s = {r['answers_per_s']} answers/s, "
                   f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
-                  + (" (stopped by the time limit)" if r["stopped_by_time"] else ""), flush=True)
+                  + (" (stopped by the time limit)" if r["stopped_by_time"] else "")
+                  + (" [all: " + ", ".join(f"{x['answers_per_s']}/s p99 {x['p99_ms']}" for x in r["repeats"]) + "]"
+                     if "repeats" in r else "")
+                  + f"; model: {r['model_batches']['windows_per_batch']} windows a batch, "
+                    f"{r['model_batches']['ms_per_batch']} ms a batch, busy {r['model_batches']['busy_share']:.0%}",
+                  flush=True)
         res["depth"] = d = depth(port, labels, a.depth, a.depth_students, a.max_seconds, a.seed)
         spans = [k for k in d if k.startswith("p50_ms_answers_")]
         print("latency p50: " + ", ".join(f"answers {k.split('_')[3]}-{k.split('_')[4]} {d[k]} ms" for k in spans)

@@ -147,6 +147,38 @@ def test_cumulative_losses_zero_for_guaranteed_properties():
     losses["total"].backward()
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_skipping_the_structural_losses_changes_no_value_and_no_gradient(seed):
+    """A cumulative output says its gains and mastery are safe by construction; the non-negative and
+    monotonicity losses it then skips are exactly what computing them gives: 0, and the same
+    gradient for every weight (heavily perturbed weights, padded students, the strongest weights)."""
+    import dataclasses
+    torch.manual_seed(seed)
+    model = GainAKT2(ModelConfig(num_skills=5, max_len=16, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
+                                 mode="cumulative", gain_encoder="recurrent", predictor="mastery",
+                                 base="prior", accumulation="gap"))
+    perturb_weights(model, seed, 2.0)
+    s, r = torch.randint(0, 5, (4, 16)), torch.randint(0, 2, (4, 16))
+    mask = torch.arange(16)[None, :] < torch.tensor([16, 9, 3, 12])[:, None]
+    weights = (5.0, 5.0, 1.2, 0.3, 0.3, 0.1)
+    grads = []
+    for skip in (True, False):
+        model.zero_grad()
+        torch.manual_seed(seed)                      # the same dropout masks
+        out = model(s, r)
+        assert out.by_construction
+        losses = compute_losses(out if skip else dataclasses.replace(out, by_construction=False),
+                                s, r, mask, weights, 0.1, 1.5)
+        assert float(losses["non_negative"]) == 0 and float(losses["monotonicity"]) == 0
+        losses["total"].backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+    assert not GainAKT2(ModelConfig(num_skills=5, max_len=16, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
+                                    mode="original"))(s, r).by_construction
+
+
 def test_config_roundtrip_and_validation():
     cfg = ModelConfig(num_skills=7, mode="original", d_model=32, n_heads=4)
     assert ModelConfig(**cfg.to_dict()) == cfg

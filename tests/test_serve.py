@@ -54,7 +54,9 @@ def test_mastery_served_equals_export_of_the_same_history(server, run, tmp_path)
 
 
 def test_health_model_and_docs(server, run):
-    assert httpx.get(server.url + "/v1/health").json()["status"] == "ok"          # no key needed
+    health = httpx.get(server.url + "/v1/health").json()                          # no key needed
+    assert health["status"] == "ok" and health["model"] == "ok" and health["model_process"] is True
+    assert health["batches"]["batches"] >= 1                                       # the start-up self-check
     model = server.client.get("/model").json()
     assert model["run"] == run.name and model["kind"] == "gainakt2" and model["mode"] == "cumulative"
     assert model["max_len"] == 12 and model["members"] == 2 and len(model["skills"]) == 5
@@ -215,12 +217,16 @@ def test_the_load_test_is_bounded_and_reports_throughput_latency_and_errors(run,
     out = tmp_path / "serve.json"
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "serve.py"), "--run", str(run), "--requests", "24",
                         "--clients", "1,3", "--depth", "60", "--depth-students", "1", "--max-seconds", "30",
-                        "--out", str(out)], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+                        "--repeat", "2", "--out", str(out)], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     res = json.loads(out.read_text())
     assert [r["clients"] for r in res["throughput"]] == [1, 3]
     for r in res["throughput"]:
         assert r["done"] == 24 and r["errors"] == 0 and r["answers_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
+        assert len(r["repeats"]) == 2 and r["answers_per_s"] in [x["answers_per_s"] for x in r["repeats"]]
+        mb = r["model_batches"]                     # the model's batches, read from /v1/health
+        assert mb["batches"] > 0 and mb["ms_per_batch"] > 0 and 0 < mb["busy_share"] <= 1
+    assert res["model_process"] is True
     d = res["depth"]
     assert d["errors"] == 0 and d["p50_ms_answers_6_15"] > 0 and d["p50_ms_answers_51_60"] > 0
     assert d["p50_ms_answers_26_35"] > 0

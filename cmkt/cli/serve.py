@@ -25,6 +25,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--cache-students", type=int, default=20_000,
                    help="students kept in memory; others are rebuilt from the database when needed")
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1: requests run in parallel)")
+    s.add_argument("--no-model-process", dest="model_process", action="store_false",
+                   help="run the model in the service's own process (default: a process of its own, so its "
+                        "passes do not wait for the request threads for the GIL: half the time per batch "
+                        "under load, docs/RESULTS.md; it costs one more copy of the model in memory and "
+                        "1-2 ms per answer at one client)")
     s.add_argument("--access-log", action="store_true", help="log every request line (never keys)")
 
 
@@ -41,7 +46,8 @@ def cmd_serve(a) -> int:
     from cmkt.serve.app import create_app
     from cmkt.serve.service import Service, Settings
     service = Service(Settings(run=a.run, db=a.db, max_batch=a.max_batch, max_body=a.max_body,
-                               cache_students=a.cache_students, sqlite_sync=a.sqlite_sync, threads=a.threads))
+                               cache_students=a.cache_students, sqlite_sync=a.sqlite_sync, threads=a.threads,
+                               model_process=a.model_process))
     app = create_app(service, keys)
     print(f"serving {service.run_name} ({service.meta.get('kind')}, {service.scorer.C} skills) on "
           f"http://{a.host}:{a.port}/v1 (docs at /docs); answers in {service.store.shown}; "

@@ -23,6 +23,9 @@ class GainAKT2Output:
     parts: torch.Tensor | None = None  # (B, T, 3) mastery/difficulty/momentary; they sum to logits
     start: torch.Tensor | None = None  # (B, C) mastery before the first kept step (m_{t-1} of it)
     members: list | None = None        # an ensemble's members' own outputs (each is trained on its own)
+    # gains >= 0 and mastery never falls, by construction (cumulative mode): the non-negative and
+    # monotonicity losses are then exactly 0 with a zero gradient, and are not computed
+    by_construction: bool = False
 
 
 def mean_output(outs: list[GainAKT2Output]) -> GainAKT2Output:
@@ -33,7 +36,8 @@ def mean_output(outs: list[GainAKT2Output]) -> GainAKT2Output:
         xs = [getattr(o, name) for o in outs]
         return None if xs[0] is None else torch.stack(xs).mean(0)
     return GainAKT2Output(logits=mean("logits"), mastery=mean("mastery"), gains=mean("gains"),
-                          parts=mean("parts"), start=mean("start"), members=outs)
+                          parts=mean("parts"), start=mean("start"), members=outs,
+                          by_construction=all(o.by_construction for o in outs))
 
 
 # Under CPU autocast, attention runs in float32: the CPU flash-attention backward is about 3x
@@ -274,8 +278,9 @@ class GainAKT2(nn.Module):
                     gains = gap_gains(m0, gains, cfg.gain_scale)
                 mastery = cumulative_mastery(m0.unsqueeze(1), gains, cfg.gain_scale)  # (B, T, C)
 
+        by_construction = cfg.mode == "cumulative"
         if cfg.predictor == "mlp":
-            return GainAKT2Output(logits=streams, mastery=mastery, gains=gains, start=m0)
+            return GainAKT2Output(logits=streams, mastery=mastery, gains=gains, start=m0, by_construction=by_construction)
         pick = (lambda x: x.gather(-1, skills.unsqueeze(-1)).squeeze(-1))  # (B, T, C) -> (B, T) at s_t
         m_prev = torch.cat([m0.unsqueeze(1), mastery[:, :-1]], dim=1)      # (B, T, C) mastery before t
         if cfg.mode == "cumulative" and keep_from is not None:
@@ -291,7 +296,8 @@ class GainAKT2(nn.Module):
         else:
             momentary = bound * torch.tanh(streams / bound)
         parts = torch.stack([self.mastery_part(m_skill), self.difficulty(skills).squeeze(-1), momentary], dim=-1)
-        return GainAKT2Output(logits=parts.sum(-1), mastery=mastery, gains=gains, parts=parts, start=m0)
+        return GainAKT2Output(logits=parts.sum(-1), mastery=mastery, gains=gains, parts=parts, start=m0,
+                              by_construction=by_construction)
 
 
 def stacked(out: GainAKT2Output, stack: PairwiseHistory, skills: torch.Tensor, responses: torch.Tensor,

@@ -65,9 +65,14 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
     practiced = F.one_hot(skills, C).bool()                             # (B, T, C)
     dm = m[:, 1:] - m[:, :-1]                                           # (B, T-1, C)
 
+    if getattr(out, "by_construction", False):     # exactly 0, with a zero gradient: not computed
+        zero = bce.new_zeros(())
+        structural = {"non_negative": zero, "monotonicity": zero}
+    else:
+        structural = {"non_negative": _masked_mean(F.relu(-g), mask3),
+                      "monotonicity": _masked_mean(F.relu(-dm), pair3)}
     losses = {
-        "non_negative": _masked_mean(F.relu(-g), mask3),
-        "monotonicity": _masked_mean(F.relu(-dm), pair3),
+        **structural,
         # mastery of the skill about to be answered, before the answer
         # (anchored at 0.5: below 0.6 before a right answer, above 0.4 before a wrong one cost)
         "mastery_performance": _hinge_level(

@@ -71,13 +71,15 @@ def create_app(service: Service, keys: KeyRing) -> FastAPI:
     bearer = HTTPBearer(auto_error=False, description="an API key from --keys or CMKT_API_KEYS")
     app.add_middleware(BodyLimit, limit=service.settings.max_body)
 
-    def key(cred: HTTPAuthorizationCredentials | None = Depends(bearer)):
+    # the key checks are async (a dictionary lookup, nothing blocks): a sync dependency would cost a
+    # round trip through the thread pool per request each
+    async def key(cred: HTTPAuthorizationCredentials | None = Depends(bearer)):
         found = keys.find(cred.credentials if cred is not None else None)
         if found is None:
             raise ServiceError(401, "missing or unknown API key (send Authorization: Bearer KEY)")
         return found
 
-    def student_key(student_id: Annotated[str, Path(pattern=STUDENT_ID, description=ID_HELP)], k=Depends(key)):
+    async def student_key(student_id: Annotated[str, Path(pattern=STUDENT_ID, description=ID_HELP)], k=Depends(key)):
         if not k.allows(student_id):
             raise ServiceError(403, f"this key may not read or write student {student_id!r}")
         return student_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,11 +29,17 @@ class _Job:
 
 
 class Batcher:
-    def __init__(self, model, device="cpu", max_batch: int = MAX_BATCH):
+    """model: run in this process's batching thread; process (cmkt/serve/worker.py ModelProcess):
+    run in a process of its own (the service's way: no GIL shared with the requests)."""
+
+    def __init__(self, model, device="cpu", max_batch: int = MAX_BATCH, process=None):
         self.model = model
+        self.process = process
         self.device = device
         self.max_batch = max_batch
         self.largest = 0                      # the largest batch run so far
+        self.batches = self.answers = 0       # batches run, windows in them
+        self.busy = 0.0                       # seconds spent running them
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._loop, name="cmkt-serve-model", daemon=True)
         self.thread.start()
@@ -55,9 +62,19 @@ class Batcher:
                     jobs.append(self.jobs.get_nowait())
                 except queue.Empty:
                     break
+            t0 = time.perf_counter()
             for group in ([j for j in jobs if j.carry is None], [j for j in jobs if j.carry is not None]):
                 if group:
                     self._run(group)
+            self.busy += time.perf_counter() - t0
+            self.batches += 1
+            self.answers += len(jobs)
+
+    def stats(self) -> dict:
+        """How the batches went so far: their number, windows per batch, milliseconds per batch."""
+        n = max(self.batches, 1)
+        return {"batches": self.batches, "windows_per_batch": round(self.answers / n, 2),
+                "ms_per_batch": round(1000 * self.busy / n, 2), "largest_batch": self.largest}
 
     @torch.inference_mode()
     def _run(self, jobs: list[_Job]) -> None:
@@ -69,18 +86,22 @@ class Batcher:
             for b, j in enumerate(jobs):
                 skills[b, :len(j.skills)] = j.skills
                 responses[b, :len(j.responses)] = j.responses
-            s = torch.from_numpy(skills).to(self.device)                         # (B, T)
-            r = torch.from_numpy(responses).to(self.device)                      # (B, T)
-            k0 = torch.as_tensor([j.keep_at for j in jobs], device=self.device)  # (B,)
+            keep = np.array([j.keep_at for j in jobs], np.int64)                 # (B,)
             start = None
             if jobs[0].carry is not None:
-                start = torch.stack([j.carry for j in jobs]).to(self.device)     # (B, C)
-            out = self.model(s, r, start=start, keep_from=k0)
-            parts = getattr(out, "parts", None)
+                start = torch.stack([j.carry for j in jobs]).float()             # (B, C)
+            if self.process is not None:
+                logits, mastery, gains, parts = self.process.forward(
+                    skills, responses, keep, None if start is None else start.numpy())
+            else:
+                out = self.model(torch.from_numpy(skills).to(self.device), torch.from_numpy(responses).to(self.device),
+                                 start=None if start is None else start.to(self.device),
+                                 keep_from=torch.from_numpy(keep).to(self.device))
+                logits, mastery, gains, parts = out.logits, out.mastery, out.gains, getattr(out, "parts", None)
             for b, j in enumerate(jobs):
                 n = len(j.skills)
-                j.out = SimpleNamespace(logits=out.logits[b:b + 1, :n], mastery=out.mastery[b:b + 1, :n],
-                                        gains=out.gains[b:b + 1, :n],
+                j.out = SimpleNamespace(logits=logits[b:b + 1, :n], mastery=mastery[b:b + 1, :n],
+                                        gains=gains[b:b + 1, :n],
                                         parts=None if parts is None else parts[b:b + 1, :n])
         except Exception as e:  # noqa: BLE001 - handed to the waiting requests
             for j in jobs:

@@ -21,6 +21,7 @@ from cmkt.errors import CmktError
 from cmkt.runs.checkpoint import load_checkpoint
 from cmkt.serve.state import Scored, Scorer, StudentState
 from cmkt.serve.store import Store
+from cmkt.serve.worker import ModelProcess, ModelUnavailable
 from cmkt.train.kinds import GUARANTEES
 
 PART_NAMES = ("mastery", "difficulty", "momentary")
@@ -44,7 +45,8 @@ class Settings:
     max_body: int = 1 << 20            # bytes
     cache_students: int = 20_000
     sqlite_sync: str = "normal"
-    threads: int = 1                   # torch threads per process (requests run in parallel)
+    threads: int = 1                   # torch threads of the model (requests run in parallel)
+    model_process: bool = True         # run the model in a process of its own (cmkt/serve/worker.py)
 
 
 class Service:
@@ -57,8 +59,19 @@ class Service:
             raise CmktError(f"{settings.run}: no such run folder or checkpoint")
         model, meta = load_checkpoint(path, "cpu")
         self.meta = meta
-        self.scorer = Scorer(model, batched=True)
-        self.scorer.self_check()
+        self.process = self.store = None
+        try:
+            self._open(path, model, meta)
+        except BaseException:
+            self.close()                     # no model process or database left open
+            raise
+
+    def _open(self, path: Path, model, meta: dict) -> None:
+        settings = self.settings
+        Scorer(model)                        # a model that cannot be served is refused before a process starts
+        self.process = ModelProcess(path, settings.threads) if settings.model_process else None
+        self.scorer = Scorer(model, batched=True, process=self.process)
+        self.scorer.self_check()             # through the model process: what serves is what is checked
         C = self.scorer.C
         self.labels = [str(x) for x in (meta.get("skill_labels") or range(1, C + 1))]
         names = meta.get("skill_names")
@@ -99,8 +112,11 @@ class Service:
                                    "nothing was stored") from None
             try:
                 results = [self.scorer.append(st, r["skill_index"], r["correct"]) for r in rows]
-            except Exception:
+            except ModelUnavailable as e:
                 self._forget(student)            # stored: the next request rebuilds it from the database
+                raise ServiceError(503, f"the answers were stored but not scored: {e}") from None
+            except Exception:
+                self._forget(student)
                 raise
         return {"student": student, "stored": len(rows), "attempts": st.n,
                 "results": [self._scored(s, r["correct"]) for s, r in zip(results, rows)]}
@@ -129,7 +145,10 @@ class Service:
         k = self.skill_index(skill)
         with self._lock(student):
             st = self._state(student)
-            s = self.scorer.predict_next(st, k)
+            try:
+                s = self.scorer.predict_next(st, k)
+            except ModelUnavailable as e:
+                raise ServiceError(503, str(e)) from None
         out = self._scored(s, None)
         for key in ("correct", "mastery", "gain", "level"):
             out.pop(key)
@@ -150,10 +169,18 @@ class Service:
 
     def health(self) -> dict:
         ok = self.store.ping()
-        return {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable"}
+        model_ok = self.process is None or self.process.alive()
+        return {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable",
+                "model": "ok" if model_ok else "stopped (a new model process starts with the next request)",
+                "model_process": self.process is not None,
+                "model_restarts": 0 if self.process is None else self.process.restarts,
+                "batches": self.scorer.batcher.stats()}
 
     def close(self) -> None:
-        self.store.close()
+        if self.process is not None:
+            self.process.close()
+        if self.store is not None:
+            self.store.close()
 
     # ---- students' states ---------------------------------------------------------------------
     def _lock(self, student: str) -> threading.Lock:

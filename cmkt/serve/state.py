@@ -114,7 +114,7 @@ class Scored:
 class Scorer:
     """A loaded model that scores students one answer at a time, as export scores them."""
 
-    def __init__(self, model, device="cpu", batched: bool = False):
+    def __init__(self, model, device="cpu", batched: bool = False, process=None):
         windowing = getattr(model, "windowing", "chained")
         if windowing != "chained":
             kind = getattr(model.cfg, "kind", type(model).__name__)
@@ -129,7 +129,8 @@ class Scorer:
         # one forward pass at a time: tiny passes from many threads only fight over the GIL
         self._model_lock = threading.Lock()
         # batched: concurrent requests' windows go through the model together (cmkt/serve/batcher.py)
-        self.batcher = Batcher(self.model, device) if batched else None
+        # process: the batches run in a model process of its own (cmkt/serve/worker.py)
+        self.batcher = Batcher(self.model, device, process=process) if batched or process is not None else None
 
     # ---- building and extending a state ---------------------------------------------------
     @torch.inference_mode()

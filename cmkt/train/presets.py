@@ -3,7 +3,8 @@
 quick: trains ASSIST2015 (484k interactions) in minutes on a 2-core CPU (10 epochs: about
        70 s on a 2-core AMD EPYC at load 1.6, test AUC 0.709; docs/RESULTS.md).
 Every preset but correlation_focused uses the `anchored` loss weights (less saturation); the cumulative
-quick, standard and intensive models the `anchored_strong` ones (the mastery hinge at 1.2).
+standard and intensive models the `anchored_strong` ones (the mastery hinge at 1.2), the cumulative quick
+model `anchored_quick` (1.4).
 standard / intensive: larger models and more epochs; use a GPU when there is one. Their
        cumulative model is an ensemble of three with a mastery phase (PRESET_MODE_DEFAULTS):
        about three times the training time of one model.
@@ -57,10 +58,11 @@ MODE_DEFAULTS: dict[str, dict] = {
 # blended at a weight chosen on validation; docs/RESULTS.md, "Stacking a pairwise logistic model").
 ACCURACY_CUMULATIVE = dict(members=3, select_on="auc", mastery_epochs=6, loss_weights="anchored_strong",
                            stack="pairwise")
-# The quick cumulative model takes the mastery hinge at 1.2 too: ASSIST2009 (seed 1) saturation
-# 4.25% -> 2.33% at test AUC 0.8044 -> 0.8048 and mastery AUC 0.6919 -> 0.6900 (docs/RESULTS.md,
-# "Speed and memory of what ships").
-QUICK_CUMULATIVE = dict(loss_weights="anchored_strong")
+# The quick cumulative model takes the mastery hinge at 1.4 (it has no mastery phase to keep
+# saturation down): ASSIST2009 (seed 1) saturation 4.25% (0.8) -> 2.23% (1.2) -> 1.49% (1.4), test AUC
+# 0.8044 -> 0.8045 -> 0.8047, mastery AUC 0.6919 -> 0.6904 -> 0.6891; ASSIST2015 at 1.4: 0.7192 /
+# 0.6932 / 1.03% (docs/experiments/2026-12-06-wave-3-serving-gil-optimizer-quick-trade-offs.md).
+QUICK_CUMULATIVE = dict(loss_weights="anchored_quick")
 PRESET_MODE_DEFAULTS: dict[tuple[str, str], dict] = {
     ("quick", "cumulative"): QUICK_CUMULATIVE,
     ("standard", "cumulative"): ACCURACY_CUMULATIVE,

@@ -136,7 +136,7 @@ class Trainer:
         # bfloat16 autocast for the training forward pass, or None (float32): cmkt/train/accel.py
         self.amp_dtype = accel.amp_dtype(self.device, train_cfg.amp, getattr(model_cfg, "d_model", None))
         self.precision = accel.precision_name(self.amp_dtype)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        self.opt = accel.make_optimizer(self.model.parameters(), train_cfg.lr, train_cfg.weight_decay, self.device)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
         # the interpretability losses belong to GainAKT2; a baseline learns from the prediction alone
         self.weights = train_cfg.weights() if spec_of(model_cfg).aux_losses else (0.0,) * len(LOSS_NAMES)
@@ -243,7 +243,7 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             distributed.sync_grads(self.model)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            accel.clip_gradients(self.model.parameters(), self.cfg.grad_clip)
             self.opt.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
@@ -359,7 +359,7 @@ class Trainer:
             p.requires_grad_(False)
         for p in trainable:
             p.requires_grad_(True)
-        self.opt = torch.optim.AdamW(trainable, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.opt = accel.make_optimizer(trainable, self.cfg.lr, self.cfg.weight_decay, self.device)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="max", factor=0.5, patience=1)
 
     def _start_mastery_phase(self) -> None:
