@@ -130,7 +130,7 @@ def test_the_accuracy_presets_make_the_cumulative_model_an_ensemble_with_a_maste
         assert tuple(tc.weights())[2] == 1.2
     mc, tc = build_configs(10, "cumulative", "quick")                     # minutes on a laptop: one model
     assert (mc.members, tc.mastery_epochs) == (1, 0)
-    assert tuple(tc.weights())[2] == 1.2                                 # the mastery hinge at 1.2 (saturation)
+    assert tuple(tc.weights())[2] == 1.4                                 # the hinge at 1.4: no mastery phase (saturation)
     mc, tc = build_configs(10, "original", "standard")                    # the phase is cumulative-only
     assert (mc.members, tc.mastery_epochs) == (1, 0)
     mc, tc = build_configs(10, "cumulative", "standard", {"members": "1", "mastery_epochs": "0"})
