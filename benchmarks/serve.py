@@ -204,8 +204,8 @@ def batch_stats(before: dict, after: dict, seconds: float) -> dict:
     """The model's batches between two /v1/health readings: windows and milliseconds per batch, and
     the share of the phase's time the batching thread was running one."""
     n = after["batches"] - before["batches"]
-    busy = (after["ms_per_batch"] * after["batches"] - before["ms_per_batch"] * before["batches"]) / 1000
-    windows = after["windows_per_batch"] * after["batches"] - before["windows_per_batch"] * before["batches"]
+    busy = after["busy_s"] - before["busy_s"]
+    windows = after["windows"] - before["windows"]
     return {"batches": n, "windows_per_batch": round(windows / n, 2) if n else None,
             "ms_per_batch": round(1000 * busy / n, 2) if n else None,
             "busy_share": round(busy / seconds, 3) if seconds else 0.0}

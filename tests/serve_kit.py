@@ -25,6 +25,17 @@ TOL = 1e-6
 LENGTHS = {"s-a": 1, "s-b": 6, "north-c": 11, "s-d": 12, "s-e": 13, "north-f": 18, "s-g": 19, "s-h": 25, "s-i": 31}
 
 
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 15) -> None:
+    """Stop a process we started, by its PID: sig, then SIGKILL after `grace` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,13 +88,7 @@ class Server:
         self._close()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._close()
 
     def _close(self) -> None:
@@ -262,13 +267,8 @@ class Postgres:
 
     def stop(self) -> None:
         """Stop by PID (SIGINT: PostgreSQL's fast shutdown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGINT, 30)
         if getattr(self, "log", None) is not None:
             self.log.close()
 

@@ -80,8 +80,9 @@ def _signature(spec: str, *options) -> tuple | None:
     path = Path(spec)
     try:
         files = sorted(path.iterdir()) if path.is_dir() else [path]
+        stats = [(f.name, f.stat()) for f in files if f.is_file()]
         return (data_name(spec), str(path.resolve()), *options,
-                tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()))
+                tuple((name, st.st_size, st.st_mtime_ns) for name, st in stats))
     except OSError:
         return None
 

@@ -38,7 +38,7 @@ class Batcher:
         self.device = device
         self.max_batch = max_batch
         self.largest = 0                      # the largest batch run so far
-        self.batches = self.answers = 0       # batches run, windows in them
+        self.batches = self.windows = 0       # batches run, windows in them
         self.busy = 0.0                       # seconds spent running them
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._loop, name="cmkt-serve-model", daemon=True)
@@ -68,13 +68,14 @@ class Batcher:
                     self._run(group)
             self.busy += time.perf_counter() - t0
             self.batches += 1
-            self.answers += len(jobs)
+            self.windows += len(jobs)
 
     def stats(self) -> dict:
-        """How the batches went so far: their number, windows per batch, milliseconds per batch."""
+        """How the batches went so far: the totals, and windows and milliseconds per batch."""
         n = max(self.batches, 1)
-        return {"batches": self.batches, "windows_per_batch": round(self.answers / n, 2),
-                "ms_per_batch": round(1000 * self.busy / n, 2), "largest_batch": self.largest}
+        return {"batches": self.batches, "windows": self.windows, "busy_s": round(self.busy, 4),
+                "windows_per_batch": round(self.windows / n, 2), "ms_per_batch": round(1000 * self.busy / n, 2),
+                "largest_batch": self.largest}
 
     @torch.inference_mode()
     def _run(self, jobs: list[_Job]) -> None:

@@ -19,7 +19,7 @@ import torch
 from cmkt.educator.practice import level, practise_next, skill_rows, summary_text
 from cmkt.errors import CmktError
 from cmkt.runs.checkpoint import load_checkpoint
-from cmkt.serve.state import Scored, Scorer, StudentState
+from cmkt.serve.state import Scored, Scorer, StudentState, check_servable
 from cmkt.serve.store import Store
 from cmkt.serve.worker import ModelProcess, ModelUnavailable
 from cmkt.train.kinds import GUARANTEES
@@ -68,7 +68,7 @@ class Service:
 
     def _open(self, path: Path, model, meta: dict) -> None:
         settings = self.settings
-        Scorer(model)                        # a model that cannot be served is refused before a process starts
+        check_servable(model)                # refused before a process starts
         self.process = ModelProcess(path, settings.threads) if settings.model_process else None
         self.scorer = Scorer(model, batched=True, process=self.process)
         self.scorer.self_check()             # through the model process: what serves is what is checked

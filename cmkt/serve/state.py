@@ -111,15 +111,20 @@ class Scored:
     gain: float | None
 
 
+def check_servable(model) -> None:
+    """CmktError, in one line, for a model that cannot be served answer by answer."""
+    windowing = getattr(model, "windowing", "chained")
+    if windowing != "chained":
+        kind = getattr(model.cfg, "kind", type(model).__name__)
+        raise CmktError(f"this run's model ({kind}) scores each window afresh (windowing {windowing!r}, as "
+                        "imported reference models do) and is not served: use `cmkt export` for it")
+
+
 class Scorer:
     """A loaded model that scores students one answer at a time, as export scores them."""
 
     def __init__(self, model, device="cpu", batched: bool = False, process=None):
-        windowing = getattr(model, "windowing", "chained")
-        if windowing != "chained":
-            kind = getattr(model.cfg, "kind", type(model).__name__)
-            raise CmktError(f"this run's model ({kind}) scores each window afresh (windowing {windowing!r}, as "
-                            "imported reference models do) and is not served: use `cmkt export` for it")
+        check_servable(model)
         self.model = model.eval()
         self.device = device
         self.cfg = model.cfg
