@@ -42,6 +42,42 @@ def mem_total_gib() -> float | None:
     return None
 
 
+def cpu_probe_ms() -> float:
+    """Milliseconds one core takes for a fixed piece of pure-Python work (median of 9). It reads the
+    machine's state at the time of a measurement: steady while this 2-core machine is idle and
+    in its usual state, higher when the host gives its cores less (figures taken then are lower
+    for that reason alone)."""
+    times = []
+    for _ in range(9):
+        t0 = time.perf_counter()
+        x = 0
+        for i in range(400_000):
+            x += i * i % 7
+        times.append(time.perf_counter() - t0)
+    return round(1000 * sorted(times)[4], 2)
+
+
+def cpu_times() -> dict | None:
+    """The machine's CPU time counters from /proc/stat (jiffies): busy, idle and steal (time the
+    host gave this machine's cores to others)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    steal = v[7] if len(v) > 7 else 0
+    return {"busy": sum(v[:3]) + sum(v[5:7]), "idle": v[3] + v[4], "steal": steal}
+
+
+def steal_share(before: dict | None, after: dict | None) -> float | None:
+    """The share of the cores' time taken by the host (steal) between two cpu_times()."""
+    if not before or not after:
+        return None
+    d = {k: after[k] - before[k] for k in after}
+    total = d["busy"] + d["idle"] + d["steal"]
+    return round(d["steal"] / total, 4) if total > 0 else None
+
+
 def machine_info() -> dict:
     import torch
     info = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -13,6 +13,9 @@ folder, a throwaway key), then:
 
 The server is stopped by its PID at the end, also on errors or Ctrl-C. Goal (issue 29): >= 300
 answers/s and p99 <= 50 ms at 8 clients on 2 cores, latency flat from the 10th to the 1,000th answer.
+Before each phase the machine's state is read (benchmarks/_common.py: cpu_probe_ms, a fixed piece
+of one-core work, with the server idle; and the share of CPU time the host stole during the phase),
+so that runs of different hours can be told apart from changes to cmkt.
 
     python benchmarks/serve.py --run assets/demo/demo-cumulative
     python benchmarks/serve.py --run runs/RUN --requests 4000 --clients 1,8 --depth 1000 --out out/serve.json
@@ -34,6 +37,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_probe_ms, cpu_times, steal_share  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "k-bench-00000001"
@@ -186,7 +192,8 @@ def median_run(runs: list[dict]) -> dict:
     order = sorted(runs, key=lambda r: r["answers_per_s"] or 0)
     mid = dict(order[len(order) // 2], errors=sum(r["errors"] for r in runs))   # errors: of every run
     if len(runs) > 1:
-        mid["repeats"] = [{"answers_per_s": r["answers_per_s"], "p99_ms": r["p99_ms"]} for r in runs]
+        mid["repeats"] = [{"answers_per_s": r["answers_per_s"], "p99_ms": r["p99_ms"], "machine": r.get("machine")}
+                          for r in runs]
     return mid
 
 
@@ -246,10 +253,13 @@ def main(argv=None) -> int:
         for c in clients:
             runs = []
             for k in range(a.repeat):
+                probe, cpu0 = cpu_probe_ms(), cpu_times()                   # the machine's state, server idle
                 before = health_batches(port)
                 r = throughput(port, labels, c, a.requests, a.max_seconds, a.seed + 1000 * k, tag=f"r{k}")
                 after = health_batches(port)
                 r["model_batches"] = batch_stats(before, after, r["seconds"])
+                r["machine"] = {"cpu_probe_ms": probe, "steal_share": steal_share(cpu0, cpu_times()),
+                                "loadavg_1m": round(os.getloadavg()[0], 2)}
                 runs.append(r)
             r = median_run(runs)
             res["throughput"].append(r)
@@ -259,7 +269,10 @@ def main(argv=None) -> int:
                   + (" [all: " + ", ".join(f"{x['answers_per_s']}/s p99 {x['p99_ms']}" for x in r["repeats"]) + "]"
                      if "repeats" in r else "")
                   + f"; model: {r['model_batches']['windows_per_batch']} windows a batch, "
-                    f"{r['model_batches']['ms_per_batch']} ms a batch, busy {r['model_batches']['busy_share']:.0%}",
+                    f"{r['model_batches']['ms_per_batch']} ms a batch, busy {r['model_batches']['busy_share']:.0%}"
+                  + "; machine: probe " + "/".join(str((x.get("machine") or {}).get("cpu_probe_ms"))
+                                                   for x in r.get("repeats", [r])) + " ms, steal "
+                  + "/".join(f"{(x.get('machine') or {}).get('steal_share') or 0:.1%}" for x in r.get("repeats", [r])),
                   flush=True)
         res["depth"] = d = depth(port, labels, a.depth, a.depth_students, a.max_seconds, a.seed)
         spans = [k for k in d if k.startswith("p50_ms_answers_")]

@@ -21,7 +21,7 @@ SMALL = dict(d_model=16, n_heads=2, n_blocks=1, d_ff=16, dropout=0.0, predictor=
              accumulation="gap", momentary_bound=None, recurrent=8, recurrent_head="skill",
              gain_encoder="recurrent", gain_hidden=8)
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0", "gain_hidden": "8",
-        "recurrent": "8"}
+        "recurrent": "8", "gain_encoder": "recurrent"}   # the accuracy presets' gain LSTM, at the quick size
 
 
 def ensemble(members=3, seed=0, **kw):
@@ -131,6 +131,9 @@ def test_the_accuracy_presets_make_the_cumulative_model_an_ensemble_with_a_maste
     mc, tc = build_configs(10, "cumulative", "quick")                     # minutes on a laptop: one model
     assert (mc.members, tc.mastery_epochs) == (1, 0)
     assert tuple(tc.weights())[2] == 1.4                                 # the hinge at 1.4: no mastery phase (saturation)
+    assert mc.gain_encoder == "value"                                    # no gain LSTM: the fast preset
+    assert build_configs(10, "cumulative", "standard")[0].gain_encoder == "recurrent"
+    assert build_configs(10, "cumulative", "quick", {"gain_encoder": "recurrent"})[0].gain_encoder == "recurrent"
     mc, tc = build_configs(10, "original", "standard")                    # the phase is cumulative-only
     assert (mc.members, tc.mastery_epochs) == (1, 0)
     mc, tc = build_configs(10, "cumulative", "standard", {"members": "1", "mastery_epochs": "0"})

@@ -15,7 +15,7 @@ from cmkt.runs import create_run, execute_run
 from cmkt.train.trainer import Trainer
 
 TINY = {"d_model": "16", "n_heads": "2", "d_ff": "32", "max_len": "20", "dropout": "0", "gain_hidden": "8",
-        "recurrent": "8"}
+        "recurrent": "8", "gain_encoder": "recurrent"}   # the accuracy presets' gain LSTM, at the quick size
 
 
 def _trainer(epochs, mastery_epochs, mode="cumulative", **extra):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from cmkt.model.config import ModelConfig
 from cmkt.model.dropout import Dropout
+from cmkt.model.gap import gap_mastery
 from cmkt.model.pairwise import PairwiseHistory
 
 PART_NAMES = ("mastery", "difficulty", "momentary")
@@ -26,6 +27,9 @@ class GainAKT2Output:
     # gains >= 0 and mastery never falls, by construction (cumulative mode): the non-negative and
     # monotonicity losses are then exactly 0 with a zero gradient, and are not computed
     by_construction: bool = False
+    # mastery moves by exactly gain_scale * gains each step (cumulative mode, gap accumulation: the
+    # clamp at 1 is never reached): the consistency loss is then 0 up to rounding, and not computed
+    consistent_by_construction: bool = False
 
 
 def mean_output(outs: list[GainAKT2Output]) -> GainAKT2Output:
@@ -37,7 +41,8 @@ def mean_output(outs: list[GainAKT2Output]) -> GainAKT2Output:
         return None if xs[0] is None else torch.stack(xs).mean(0)
     return GainAKT2Output(logits=mean("logits"), mastery=mean("mastery"), gains=mean("gains"),
                           parts=mean("parts"), start=mean("start"), members=outs,
-                          by_construction=all(o.by_construction for o in outs))
+                          by_construction=all(o.by_construction for o in outs),
+                          consistent_by_construction=all(o.consistent_by_construction for o in outs))
 
 
 # Under CPU autocast, attention runs in float32: the CPU flash-attention backward is about 3x
@@ -274,20 +279,22 @@ class GainAKT2(nn.Module):
                     first = torch.where(chained, keep_from, first)
                 live = (pos[None, :] >= first[:, None]).unsqueeze(-1)      # (B, T, 1) gains that count
                 gains = F.relu(raw_gain) * live
-                if cfg.accumulation == "gap":
-                    gains = gap_gains(m0, gains, cfg.gain_scale)
-                mastery = cumulative_mastery(m0.unsqueeze(1), gains, cfg.gain_scale)  # (B, T, C)
+                if cfg.accumulation == "gap":                              # gap_gains, then cumulative_mastery
+                    gains, mastery = gap_mastery(m0, gains, cfg.gain_scale)    # (B, T, C) each
+                else:
+                    mastery = cumulative_mastery(m0.unsqueeze(1), gains, cfg.gain_scale)  # (B, T, C)
 
-        by_construction = cfg.mode == "cumulative"
+        flags = dict(by_construction=cfg.mode == "cumulative",
+                     consistent_by_construction=cfg.mode == "cumulative" and cfg.accumulation == "gap")
         if cfg.predictor == "mlp":
-            return GainAKT2Output(logits=streams, mastery=mastery, gains=gains, start=m0, by_construction=by_construction)
-        pick = (lambda x: x.gather(-1, skills.unsqueeze(-1)).squeeze(-1))  # (B, T, C) -> (B, T) at s_t
-        m_prev = torch.cat([m0.unsqueeze(1), mastery[:, :-1]], dim=1)      # (B, T, C) mastery before t
+            return GainAKT2Output(logits=streams, mastery=mastery, gains=gains, start=m0, **flags)
+        # mastery of s_t before step t: m0 at t = 0, then m_{t-1} (picked before it is shifted)
+        m_skill = torch.cat([m0.gather(-1, skills[:, :1]),
+                             mastery[:, :-1].gather(-1, skills[:, 1:].unsqueeze(-1)).squeeze(-1)], dim=1)  # (B, T)
         if cfg.mode == "cumulative" and keep_from is not None:
             # the context steps of a continuing window hold its start mastery
-            ctx_steps = (pos[None, :] <= keep_from[:, None]).unsqueeze(-1)
-            m_prev = torch.where(ctx_steps, m0.unsqueeze(1), m_prev)
-        m_skill = pick(m_prev)                                             # (B, T)
+            ctx_steps = pos[None, :] <= keep_from[:, None]                  # (B, T)
+            m_skill = torch.where(ctx_steps, m0.gather(-1, skills), m_skill)
         bound = cfg.momentary_bound
         if bound is None:
             momentary = streams
@@ -297,7 +304,7 @@ class GainAKT2(nn.Module):
             momentary = bound * torch.tanh(streams / bound)
         parts = torch.stack([self.mastery_part(m_skill), self.difficulty(skills).squeeze(-1), momentary], dim=-1)
         return GainAKT2Output(logits=parts.sum(-1), mastery=mastery, gains=gains, parts=parts, start=m0,
-                              by_construction=by_construction)
+                              **flags)
 
 
 def stacked(out: GainAKT2Output, stack: PairwiseHistory, skills: torch.Tensor, responses: torch.Tensor,

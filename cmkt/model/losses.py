@@ -62,15 +62,25 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
 
     bce = _masked_mean(F.binary_cross_entropy_with_logits(
         out.logits, responses.float(), reduction="none"), mask)
-    practiced = F.one_hot(skills, C).bool()                             # (B, T, C)
-    dm = m[:, 1:] - m[:, :-1]                                           # (B, T-1, C)
-
-    if getattr(out, "by_construction", False):     # exactly 0, with a zero gradient: not computed
-        zero = bce.new_zeros(())
+    g_at = g.gather(-1, skills.unsqueeze(-1)).squeeze(-1)                # (B, T) gain of the practised skill
+    zero = bce.new_zeros(())
+    if getattr(out, "by_construction", False):
+        # gains >= 0 and mastery never falls: non-negative and monotonicity are exactly 0 with a
+        # zero gradient (not computed), and |g| = g, so the sparsity mean over the skills not
+        # practised is (sum over all skills - the practised one's) / (C - 1) per step
         structural = {"non_negative": zero, "monotonicity": zero}
+        maskf = mask.to(g.dtype)
+        sparsity = ((g.sum(-1) - g_at) * maskf).sum() / (maskf.sum() * (C - 1)).clamp(min=1.0)
     else:
+        dm = m[:, 1:] - m[:, :-1]                                       # (B, T-1, C)
         structural = {"non_negative": _masked_mean(F.relu(-g), mask3),
                       "monotonicity": _masked_mean(F.relu(-dm), pair3)}
+        sparsity = _masked_mean(g.abs(), mask3 & ~F.one_hot(skills, C).bool())
+    if getattr(out, "consistent_by_construction", False):
+        consistency = zero          # m_t - m_{t-1} = gain_scale * g_t by construction (0 up to rounding)
+    else:
+        dm = m[:, 1:] - m[:, :-1]                                       # (B, T-1, C)
+        consistency = _masked_mean((dm - gain_scale * g[:, 1:]).abs(), pair3)
     losses = {
         **structural,
         # mastery of the skill about to be answered, before the answer
@@ -78,10 +88,9 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
         "mastery_performance": _hinge_level(
             m[:, :-1].gather(-1, skills[:, 1:].unsqueeze(-1)).squeeze(-1), responses[:, 1:], pair),
         # gain credited to the practiced skill by this answer
-        "gain_performance": _hinge_gap(
-            g.gather(-1, skills.unsqueeze(-1)).squeeze(-1), responses, mask),
-        "sparsity": _masked_mean(g.abs(), mask3 & ~practiced),
-        "consistency": _masked_mean((dm - gain_scale * g[:, 1:]).abs(), pair3),
+        "gain_performance": _hinge_gap(g_at, responses, mask),
+        "sparsity": sparsity,
+        "consistency": consistency,
     }
     total = bce
     if out.parts is not None:

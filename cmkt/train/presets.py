@@ -1,10 +1,10 @@
 """Training presets (the seed system's names), sized for this project's machines.
 
-quick: trains ASSIST2015 (484k interactions) in minutes on a 2-core CPU (10 epochs: about
-       70 s on a 2-core AMD EPYC at load 1.6, test AUC 0.709; docs/RESULTS.md).
+quick: trains ASSIST2015 (484k interactions) in minutes on a 2-core CPU (cumulative, 10 epochs:
+       87 s on a 2-core AMD EPYC, test AUC 0.7155; docs/RESULTS.md).
 Every preset but correlation_focused uses the `anchored` loss weights (less saturation); the cumulative
 standard and intensive models the `anchored_strong` ones (the mastery hinge at 1.2), the cumulative quick
-model `anchored_quick` (1.4).
+model `anchored_quick` (1.4) and gains read from the value stream (no LSTM of their own: faster).
 standard / intensive: larger models and more epochs; use a GPU when there is one. Their
        cumulative model is an ensemble of three with a mastery phase (PRESET_MODE_DEFAULTS):
        about three times the training time of one model.
@@ -34,7 +34,8 @@ PRESETS: dict[str, dict] = {
 # Model choices every preset makes per mode (after measuring them: docs/MODEL.md, docs/RESULTS.md).
 # A cumulative model predicts from its mastery (mastery + difficulty + momentary), starts from a
 # per-skill prior, accumulates gains on the gap to full mastery, reads its gains from an LSTM of
-# their own (so the mastery losses do not shape the transformer the prediction reads), is trained
+# their own (so the mastery losses do not shape the transformer the prediction reads; the quick
+# preset reads them from the value stream, PRESET_MODE_DEFAULTS), is trained
 # to make mastery by itself a good estimate (mastery_loss), and its best epoch is chosen for the prediction and for
 # mastery alone (select_on: validation AUC + mastery AUC). The original model predicts the same way
 # (like for like) and keeps the accuracy reference's selection on validation AUC. Both validate, select
@@ -59,10 +60,13 @@ MODE_DEFAULTS: dict[str, dict] = {
 ACCURACY_CUMULATIVE = dict(members=3, select_on="auc", mastery_epochs=6, loss_weights="anchored_strong",
                            stack="pairwise")
 # The quick cumulative model takes the mastery hinge at 1.4 (it has no mastery phase to keep
-# saturation down): ASSIST2009 (seed 1) saturation 4.25% (0.8) -> 2.23% (1.2) -> 1.49% (1.4), test AUC
-# 0.8044 -> 0.8045 -> 0.8047, mastery AUC 0.6919 -> 0.6904 -> 0.6891; ASSIST2015 at 1.4: 0.7192 /
-# 0.6932 / 1.03% (docs/experiments/2026-12-06-wave-3-serving-gil-optimizer-quick-trade-offs.md).
-QUICK_CUMULATIVE = dict(loss_weights="anchored_quick")
+# saturation down): ASSIST2009 (seed 1) saturation 4.25% (0.8) -> 2.23% (1.2) -> 1.49% (1.4)
+# (docs/experiments/2026-12-06-wave-3-serving-gil-optimizer-quick-trade-offs.md). Its gains read the
+# value stream (gain_encoder="value"), not an LSTM of their own: epochs about 1.6x faster
+# (ASSIST2015 training part 11.5 -> 6.7 s in two runs of benchmarks/speed.py), ASSIST2009 mastery
+# AUC over 0.69 on both seeds measured; the price is ASSIST2015 test AUC -0.003 and mastery AUC -0.003 (seeds 1-2:
+# docs/experiments/2026-12-06-wave-3-quick-gain-encoder-machine-state.md).
+QUICK_CUMULATIVE = dict(loss_weights="anchored_quick", gain_encoder="value")
 PRESET_MODE_DEFAULTS: dict[tuple[str, str], dict] = {
     ("quick", "cumulative"): QUICK_CUMULATIVE,
     ("standard", "cumulative"): ACCURACY_CUMULATIVE,
