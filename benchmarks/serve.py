@@ -13,7 +13,7 @@ folder, a throwaway key), then:
 
 The server is stopped by its PID at the end, also on errors or Ctrl-C. Goal (issue 29): >= 300
 answers/s and p99 <= 50 ms at 8 clients on 2 cores, latency flat from the 10th to the 1,000th answer.
-Before each phase the machine's state is read (benchmarks/_common.py: cpu_probe_ms, a fixed piece
+Before each throughput phase the machine's state is read (benchmarks/_common.py: cpu_probe_ms, a fixed piece
 of one-core work, with the server idle; and the share of CPU time the host stole during the phase),
 so that runs of different hours can be told apart from changes to cmkt.
 

@@ -27,7 +27,7 @@ def test_values_are_bit_identical_to_gap_gains_then_cumulative_mastery(seed):
     assert (gains >= 0).all() and (mastery[:, 1:] >= mastery[:, :-1]).all() and (mastery <= 1).all()
 
 
-@pytest.mark.parametrize("use", ["both", "gains", "mastery"])
+@pytest.mark.parametrize("use", ["both", "gains", "mastery"])   # one output unused: its gradient is None
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
 def test_the_gradient_is_autograds_of_the_two_functions(use, dtype, tol):
     base, raw = _inputs(7, dtype)
@@ -43,6 +43,15 @@ def test_the_gradient_is_autograds_of_the_two_functions(use, dtype, tol):
     want = torch.autograd.grad(loss(gains, cumulative_mastery(base.unsqueeze(1), gains, 0.1)), (base, raw))
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_a_second_derivative_is_refused_rather_than_wrong():
+    base = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
+    raw = (torch.rand(2, 6, 3, dtype=torch.float64) + 0.05).requires_grad_()
+    gains, mastery = gap_mastery(base, raw, 0.3)
+    (d_raw,) = torch.autograd.grad(mastery.sum() + gains.sum(), (raw,), create_graph=True)
+    with pytest.raises(RuntimeError):
+        d_raw.sum().backward()
 
 
 def test_gradcheck_and_inputs_without_gradient():

@@ -225,7 +225,9 @@ def test_the_load_test_is_bounded_and_reports_throughput_latency_and_errors(run,
         assert r["done"] == 24 and r["errors"] == 0 and r["answers_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
         assert len(r["repeats"]) == 2 and r["answers_per_s"] in [x["answers_per_s"] for x in r["repeats"]]
         for x in r["repeats"]:                      # the machine's state beside every repeat
-            assert x["machine"]["cpu_probe_ms"] > 0 and 0 <= x["machine"]["steal_share"] <= 1
+            steal = x["machine"]["steal_share"]     # None only where /proc/stat cannot be read
+            assert x["machine"]["cpu_probe_ms"] > 0
+            assert 0 <= steal <= 1 if steal is not None else not os.path.exists("/proc/stat")
         mb = r["model_batches"]                     # the model's batches, read from /v1/health
         assert mb["batches"] > 0 and mb["ms_per_batch"] > 0 and 0 < mb["busy_share"] <= 1
     assert res["model_process"] is True

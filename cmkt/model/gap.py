@@ -4,7 +4,9 @@ The forward runs exactly the operations of `gap_gains` then `cumulative_mastery`
 (cmkt.model.gainakt2), so gains and mastery are bit-identical to them and the guarantees hold as
 they did: gains = (1 - m_{t-1}) * (1 - exp(-scale * raw_t)) / scale >= 0, mastery =
 min(1, base + scale * cumsum(gains)) never falls. The gradient is that of the closed form the two
-compute, gap_t = 1 - m_t = (1 - base) * exp(-scale * S_t) with S_t = raw_1 + ... + raw_t:
+compute, gap_t = 1 - m_t = (1 - base) * exp(-scale * S_t) with S_t = raw_1 + ... + raw_t (the
+clamp at 1 never binds in that form; where float rounding alone pushes a value past 1, the old chain
+gave it no mastery gradient and this one does):
 
     gains_t = (gap_{t-1} - gap_t) / scale,   mastery_t = 1 - gap_t,   gap_{-1} = 1 - base.
 
@@ -28,17 +30,21 @@ class _GapMastery(torch.autograd.Function):
         gains = gap_before * -step / scale
         mastery = torch.clamp(base.unsqueeze(1) + scale * torch.cumsum(gains, dim=1), max=1.0)
         ctx.scale = scale
+        ctx.set_materialize_grads(False)                # an output not used gets None, not zeros
         ctx.save_for_backward(base, decay_before.addcmul_(decay_before, step))  # exp(-a S_t), in place
         return gains, mastery
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, d_gains: torch.Tensor | None, d_mastery: torch.Tensor | None):
         base, decay = ctx.saved_tensors                                     # (B, C), (B, T, C)
         a = ctx.scale
+        if d_gains is None and d_mastery is None:
+            return None, None, None
         # dL/dgap_t for t = 0..T-1 (gap_t = (1 - base) * decay_t), and g_0 = dL/dgap_{-1} (gap_{-1} = 1 - base)
         if d_gains is not None:
-            g = d_gains * (1.0 / a)
-            d_gap = (g + d_mastery if d_mastery is not None else g).neg_()
+            g = d_gains * (1.0 / a)                                         # a new tensor, never changed below
+            d_gap = -(g + d_mastery) if d_mastery is not None else -g
             d_gap[:, :-1] += g[:, 1:]
         else:
             d_gap = -d_mastery
