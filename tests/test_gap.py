@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from cmkt.model import GainAKT2, ModelConfig
-from cmkt.model.gainakt2 import cumulative_mastery, gap_gains
-from cmkt.model.gap import gap_mastery
+from cmkt.model.gap import cumulative_mastery, gap_gains, gap_mastery
 
 
 def _inputs(seed, dtype, B=3, T=9, C=5):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from cmkt.model.config import ModelConfig
 from cmkt.model.dropout import Dropout
-from cmkt.model.gap import gap_mastery
+from cmkt.model.gap import cumulative_mastery, gap_mastery
 from cmkt.model.pairwise import PairwiseHistory
 
 PART_NAMES = ("mastery", "difficulty", "momentary")
@@ -323,23 +323,6 @@ def stacked(out: GainAKT2Output, stack: PairwiseHistory, skills: torch.Tensor, r
         momentary = bound * torch.tanh(momentary / bound) if bound > 0 else torch.zeros_like(momentary)
     parts = torch.stack([(1 - w) * parts[..., 0], (1 - w) * parts[..., 1] + w * intercept, momentary], dim=-1)
     return dataclasses.replace(out, logits=parts.sum(-1), parts=parts)
-
-
-def cumulative_mastery(base: torch.Tensor, gains: torch.Tensor, scale: float) -> torch.Tensor:
-    """Closed form of m_t = clamp(m_{t-1} + scale * g_t, 0, 1) from m_{-1} = base,
-    valid for non-negative gains: min(1, base + scale * cumsum(g)).
-    base: (B, 1, C) in [0, 1]; gains: (B, T, C) >= 0."""
-    return torch.clamp(base + scale * torch.cumsum(gains, dim=1), max=1.0)
-
-
-def gap_gains(base: torch.Tensor, raw: torch.Tensor, scale: float) -> torch.Tensor:
-    """Gains that each close a share of the gap to full mastery: with raw >= 0,
-    1 - m_t = (1 - m_{t-1}) * exp(-scale * raw_t), i.e. g_t = (1 - m_{t-1}) * (1 - exp(-scale * raw_t)) / scale.
-    Non-negative by construction, and cumulative_mastery of them never reaches the clamp.
-    base: (B, C) in [0, 1]; raw: (B, T, C) >= 0."""
-    before = torch.cumsum(raw, dim=1) - raw                                 # (B, T, C) sum over steps < t
-    gap_before = (1 - base).unsqueeze(1) * torch.exp(-scale * before)       # (B, T, C) 1 - m_{t-1}
-    return gap_before * -torch.expm1(-scale * raw) / scale
 
 
 def count_parameters(model: nn.Module) -> int:

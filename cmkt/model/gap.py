@@ -1,7 +1,8 @@
-"""Gap gains and the cumulative mastery they make, in one step with a hand-written gradient.
+"""Cumulative mastery and the gap gains it accumulates, and both in one step with a hand-written
+gradient (`gap_mastery`, what the cumulative model trains with).
 
-The forward runs exactly the operations of `gap_gains` then `cumulative_mastery`
-(cmkt.model.gainakt2), so gains and mastery are bit-identical to them and the guarantees hold as
+Its forward runs `gap_gains`' operations (`_gap_terms`, shared) then `cumulative_mastery`, so gains
+and mastery are bit-identical to those two and the guarantees hold as
 they did: gains = (1 - m_{t-1}) * (1 - exp(-scale * raw_t)) / scale >= 0, mastery =
 min(1, base + scale * cumsum(gains)) never falls. The gradient is that of the closed form the two
 compute, gap_t = 1 - m_t = (1 - base) * exp(-scale * S_t) with S_t = raw_1 + ... + raw_t (the
@@ -19,16 +20,36 @@ from __future__ import annotations
 import torch
 
 
+def cumulative_mastery(base: torch.Tensor, gains: torch.Tensor, scale: float) -> torch.Tensor:
+    """Closed form of m_t = clamp(m_{t-1} + scale * g_t, 0, 1) from m_{-1} = base,
+    valid for non-negative gains: min(1, base + scale * cumsum(g)).
+    base: (B, 1, C) in [0, 1]; gains: (B, T, C) >= 0."""
+    return torch.clamp(base + scale * torch.cumsum(gains, dim=1), max=1.0)
+
+
+def gap_gains(base: torch.Tensor, raw: torch.Tensor, scale: float) -> torch.Tensor:
+    """Gains that each close a share of the gap to full mastery: with raw >= 0,
+    1 - m_t = (1 - m_{t-1}) * exp(-scale * raw_t), i.e. g_t = (1 - m_{t-1}) * (1 - exp(-scale * raw_t)) / scale.
+    Non-negative by construction, and cumulative_mastery of them never reaches the clamp.
+    base: (B, C) in [0, 1]; raw: (B, T, C) >= 0."""
+    return _gap_terms(base, raw, scale)[0]
+
+
+def _gap_terms(base: torch.Tensor, raw: torch.Tensor, scale: float):
+    """gap_gains, with exp(-a S_{t-1}) and exp(-a raw_t) - 1, which the gradient reuses (B, T, C each)."""
+    before = torch.cumsum(raw, dim=1) - raw                             # (B, T, C) S_{t-1}, the sum over steps < t
+    decay_before = torch.exp(-scale * before)                           # exp(-a S_{t-1})
+    gap_before = (1 - base).unsqueeze(1) * decay_before                 # (B, T, C) 1 - m_{t-1}
+    step = torch.expm1(-scale * raw)                                    # exp(-a raw_t) - 1 (<= 0)
+    return gap_before * -step / scale, decay_before, step
+
+
 class _GapMastery(torch.autograd.Function):
     @staticmethod
     def forward(ctx, base: torch.Tensor, raw: torch.Tensor, scale: float):
         """base (B, C) in [0, 1]; raw (B, T, C) >= 0 -> gains, mastery (B, T, C)."""
-        before = torch.cumsum(raw, dim=1) - raw                             # (B, T, C) S_{t-1}
-        decay_before = torch.exp(-scale * before)                           # exp(-a S_{t-1})
-        gap_before = (1 - base).unsqueeze(1) * decay_before                 # (B, T, C) 1 - m_{t-1}
-        step = torch.expm1(-scale * raw)                                    # exp(-a raw_t) - 1 (<= 0)
-        gains = gap_before * -step / scale
-        mastery = torch.clamp(base.unsqueeze(1) + scale * torch.cumsum(gains, dim=1), max=1.0)
+        gains, decay_before, step = _gap_terms(base, raw, scale)
+        mastery = cumulative_mastery(base.unsqueeze(1), gains, scale)
         ctx.scale = scale
         ctx.set_materialize_grads(False)                # an output not used gets None, not zeros
         ctx.save_for_backward(base, decay_before.addcmul_(decay_before, step))  # exp(-a S_t), in place
@@ -65,6 +86,6 @@ class _GapMastery(torch.autograd.Function):
 
 def gap_mastery(base: torch.Tensor, raw: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Gap gains of raw (>= 0) from base, and the cumulative mastery of them: the values of
-    gainakt2.gap_gains(base, raw, scale) and gainakt2.cumulative_mastery(base[:, None], ..., scale).
+    gap_gains(base, raw, scale) and cumulative_mastery(base[:, None], ..., scale).
     base: (B, C) in [0, 1]; raw: (B, T, C) >= 0. Returns gains, mastery (B, T, C)."""
     return _GapMastery.apply(base, raw, scale)

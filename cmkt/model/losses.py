@@ -64,7 +64,10 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
         out.logits, responses.float(), reduction="none"), mask)
     g_at = g.gather(-1, skills.unsqueeze(-1)).squeeze(-1)                # (B, T) gain of the practised skill
     zero = bce.new_zeros(())
-    if getattr(out, "by_construction", False):
+    by_construction = getattr(out, "by_construction", False)
+    consistent = getattr(out, "consistent_by_construction", False)
+    dm = None if by_construction and consistent else m[:, 1:] - m[:, :-1]   # (B, T-1, C) when a loss reads it
+    if by_construction:
         # gains >= 0 and mastery never falls: non-negative and monotonicity are exactly 0 with a
         # zero gradient (not computed), and |g| = g, so the sparsity mean over the skills not
         # practised is (sum over all skills - the practised one's) / (C - 1) per step
@@ -72,14 +75,12 @@ def compute_losses(out: GainAKT2Output, skills: torch.Tensor, responses: torch.T
         maskf = mask.to(g.dtype)
         sparsity = ((g.sum(-1) - g_at) * maskf).sum() / (maskf.sum() * (C - 1)).clamp(min=1.0)
     else:
-        dm = m[:, 1:] - m[:, :-1]                                       # (B, T-1, C)
         structural = {"non_negative": _masked_mean(F.relu(-g), mask3),
                       "monotonicity": _masked_mean(F.relu(-dm), pair3)}
         sparsity = _masked_mean(g.abs(), mask3 & ~F.one_hot(skills, C).bool())
-    if getattr(out, "consistent_by_construction", False):
+    if consistent:
         consistency = zero          # m_t - m_{t-1} = gain_scale * g_t by construction (0 up to rounding)
     else:
-        dm = m[:, 1:] - m[:, :-1]                                       # (B, T-1, C)
         consistency = _masked_mean((dm - gain_scale * g[:, 1:]).abs(), pair3)
     losses = {
         **structural,

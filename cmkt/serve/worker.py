@@ -22,6 +22,8 @@ import torch
 
 from cmkt.errors import CmktError
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # where cmkt is
+
 
 def _child(conn, path: str, threads: int) -> None:
     """The model process: load the run, then answer batches until the pipe closes."""
@@ -127,8 +129,6 @@ class ModelProcess:
             self.proc.wait(5)
         self._conn.close()
 
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # where cmkt is
 
 if __name__ == "__main__":
     _child(Connection(int(sys.argv[1])), sys.argv[2], int(sys.argv[3]))
