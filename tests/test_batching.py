@@ -1,6 +1,6 @@
 import numpy as np
 
-from cmkt.data.batching import batch_plan, collate, make_windows
+from cmkt.data.batching import batch_plan, chained_windows, collate, make_windows, token_runs
 from cmkt.data.dataset import KTDataset, train_valid_split
 from cmkt.data.sim import simulate
 
@@ -51,3 +51,44 @@ def test_train_valid_split_by_student():
     assert len(va) == 10 and len(tr) == 40
     assert set(tr.student_ids).isdisjoint(va.student_ids)
     assert va.true_mastery is not None and len(va.true_mastery) == 10
+
+
+def test_token_runs_take_more_short_windows_up_to_the_budget():
+    lengths = np.sort(np.random.default_rng(3).integers(1, 101, 2000))
+    bounds = token_runs(lengths, 16, 800)
+    assert bounds[0] == 0 and bounds[-1] == len(lengths) and (np.diff(bounds) > 0).all()
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        count, longest = hi - lo, lengths[hi - 1]
+        if hi < len(lengths):
+            assert count >= 16                                  # never fewer than batch_size
+            if count > 16:                                      # more only within the budget ...
+                assert count * longest <= 800
+            assert (count + 1) * lengths[hi] > 800              # ... and as many as fit
+    sizes = np.diff(bounds)
+    assert sizes[0] >= 50                                       # the shortest windows: dozens a batch
+    assert sizes.max() > 16 and len(bounds) - 1 < len(lengths) / 16
+    # no budget: batch_size each (the plan without batch_tokens)
+    assert np.array_equal(token_runs(lengths, 16, 0), np.r_[np.arange(0, 2000, 16), 2000])
+
+
+def test_a_token_budget_plan_keeps_every_window_once_and_the_chain_order():
+    rng = np.random.default_rng(4)
+    ds = dataset(np.r_[rng.integers(2, 12, 300), rng.integers(50, 260, 40)])
+    cw = chained_windows(ds, 40)
+    plain = cw.plan(8, shuffle=True, seed=2)
+    tokens = cw.plan(8, shuffle=True, seed=2, max_tokens=320)
+    order = np.concatenate(tokens)
+    assert sorted(order.tolist()) == list(range(len(cw)))          # every window exactly once
+    pos = np.empty(len(order), int)
+    pos[order] = np.arange(len(order))
+    cont = np.nonzero(cw.continues)[0]
+    batch_of = np.repeat(np.arange(len(tokens)), [len(g) for g in tokens])[pos]
+    assert (batch_of[cont] > batch_of[cont - 1]).all()            # after the batch it continues
+    lengths = cw.windows.lengths
+    assert all(len(g) <= 8 or len(g) * lengths[g].max() <= 320 for g in tokens)
+    assert len(tokens) < 0.7 * len(plain)                          # short students: fewer steps
+    assert max(len(g) for g in tokens) > 8
+    # without short windows nothing changes: 40-step windows fill 8 x 40 = 320 already
+    long_only = chained_windows(dataset(np.full(50, 40)), 40)
+    assert [g.tolist() for g in long_only.plan(8, True, 5, max_tokens=320)] == \
+        [g.tolist() for g in long_only.plan(8, True, 5)]

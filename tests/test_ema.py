@@ -108,7 +108,7 @@ def test_the_presets_average_spans_at_most_four_epochs(mode):
     mc, tc = build_configs(data.num_skills, mode, "quick", dict(TINY, max_len="100"), epochs=1, device="cpu")
     assert (tc.ema, tc.ema_epochs) == (0.99, 4)
     tr = Trainer(mc, tc, data)
-    steps = len(tr.train_windows.plan(tc.batch_size, shuffle=True))
+    steps = len(tr.train_windows.plan(tc.batch_size, shuffle=True, max_tokens=tc.batch_tokens))
     assert 1 <= steps < 25 and tr.ema_decay == pytest.approx(1 - 1 / (4 * steps))
     assert ema_decay(tc, 181) == 0.99 and ema_decay(tc, 25) == pytest.approx(0.99)   # ASSIST2015, synthetic
     assert ema_decay(TrainConfig(ema=0.99), 4) == 0.99                                 # no cap asked for

@@ -244,3 +244,59 @@ def test_long_students_are_scored_with_context_and_keep_guarantees():
     direct = torch.sigmoid(model(torch.as_tensor(ds.skills[i][None, lo:lo + 20]),
                                  torch.as_tensor(ds.responses[i][None, lo:lo + 20])).logits)[0, t - lo]
     assert float(direct) == pytest.approx(float(full), abs=1e-5)
+
+
+def _first_layer_on_the_concatenation(model, ctx, val, skills, extra):
+    """The predictor's first layer as it was written before first_layer: on the explicit input."""
+    B = ctx.shape[0]
+    prev_ctx = torch.cat([model.start[0].expand(B, 1, -1), ctx[:, :-1]], 1)
+    prev_val = torch.cat([model.start[1].expand(B, 1, -1), val[:, :-1]], 1)
+    return model.predictor[0](torch.cat([prev_ctx, prev_val, model.skill_embed(skills), *extra], -1))
+
+
+@pytest.mark.parametrize("extra_cfg", [{}, {"readout": "attention", "recurrent": 12, "recurrent_head": "skill"}])
+@pytest.mark.parametrize("batch", [(3, 12), (1, 2)])          # the skill table, then many skills for a few steps
+def test_the_predictors_first_layer_is_the_layer_on_the_shifted_streams_and_the_skill(extra_cfg, batch):
+    """first_layer computes predictor[0]([prev_ctx, prev_val, skill_e, *extra]) piece by piece
+    (streams shifted after the matmul, the skill part from a table): the same values and gradients."""
+    torch.manual_seed(0)
+    model = GainAKT2(ModelConfig(num_skills=7, max_len=12, d_model=16, n_heads=2, n_blocks=1, d_ff=24,
+                                 mode="cumulative", **extra_cfg))
+    perturb_weights(model, 1, 0.5)
+    (B, T), D = batch, 16
+    ctx, val = torch.randn(B, T, D), torch.randn(B, T, D)
+    skills = torch.randint(0, 7, (B, T))
+    extra = [torch.randn(B, T, D), torch.randn(B, T, 12)] if extra_cfg else []
+    explicit = _first_layer_on_the_concatenation(model, ctx, val, skills, extra)
+    grads_explicit = torch.autograd.grad(explicit.square().sum(), list(model.parameters()), allow_unused=True)
+    pieces = model.first_layer(ctx, val, skills, extra)
+    grads_pieces = torch.autograd.grad(pieces.square().sum(), list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(pieces, explicit, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_pieces, grads_explicit):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):         # mixed precision: the layer's own dtype
+        bf_explicit = _first_layer_on_the_concatenation(model, ctx, val, skills, extra)
+        bf_pieces = model.first_layer(ctx, val, skills, extra)
+    assert bf_pieces.dtype == bf_explicit.dtype == torch.bfloat16
+    torch.testing.assert_close(bf_pieces.float(), bf_explicit.float(), rtol=0.05, atol=0.1)
+
+
+@pytest.mark.parametrize("cfg", [dict(mode="cumulative"), dict(mode="original"), dict(predictor="mlp"),
+                                 dict(mode="cumulative", members=3)])
+def test_the_model_reads_the_first_layer_it_always_did(cfg, monkeypatch):
+    """The whole forward pass with first_layer swapped back to the layer on the explicit
+    concatenation gives the same logits, mastery and gains (every mode, an ensemble)."""
+    torch.manual_seed(2)
+    model = GainAKT2(ModelConfig(num_skills=6, max_len=15, d_model=16, n_heads=2, n_blocks=1, d_ff=24,
+                                 dropout=0.0, **{"predictor": "mastery", "base": "prior", **cfg}))
+    perturb_weights(model, 3, 0.5)
+    s, r = torch.randint(0, 6, (4, 15)), torch.randint(0, 2, (4, 15))
+    new = model(s, r)
+    nets = model.members if cfg.get("members") else [model]
+    for net in nets:
+        monkeypatch.setattr(net, "first_layer", lambda *a, net=net: _first_layer_on_the_concatenation(net, *a))
+    old = model(s, r)
+    for name in ("logits", "mastery", "gains"):
+        torch.testing.assert_close(getattr(new, name), getattr(old, name), rtol=1e-5, atol=1e-5)

@@ -231,14 +231,17 @@ def test_only_the_shared_gain_encoder_sends_gradient_from_mastery_into_the_trans
 
 @pytest.mark.parametrize("variant", ["mlp-context-linear", "mastery-gap-readout", "mastery-gap-gain-lstm",
                                      "mastery-gap-gain-lstm-readout", "ensemble-of-3"])
-def test_long_students_are_trained_as_they_are_scored(variant):
+@pytest.mark.parametrize("batch_tokens", [0, 80])
+def test_long_students_are_trained_as_they_are_scored(variant, batch_tokens):
     """What the trainer feeds the model for a long student (chained windows, each starting from
-    the previous window's last mastery) is exactly what scoring reports."""
-    ds = random_dataset(7, 6, 5, max_len=70)
+    the previous window's last mastery) is exactly what scoring reports; also when short
+    windows go many to a batch (batch_tokens)."""
+    ds = random_dataset(7, 16, 5, max_len=10)
     ds.skills[0] = np.random.default_rng(0).integers(0, 5, 70)   # one student over 3 windows
     ds.responses[0] = np.random.default_rng(1).integers(0, 2, 70)
     mcfg = ModelConfig(num_skills=5, max_len=20, **{**SMALL, **VARIANTS[variant]})
-    tcfg = TrainConfig(epochs=1, batch_size=4, lr=1e-12, weight_decay=0.0, loss_weights=[0] * 6)
+    tcfg = TrainConfig(epochs=1, batch_size=4, batch_tokens=batch_tokens, lr=1e-12, weight_decay=0.0,
+                       loss_weights=[0] * 6)
     trainer = Trainer(mcfg, tcfg, DataSplits(train=ds, valid=ds, test=None, num_skills=5,
                                             skill_labels=ds.skill_labels, skill_names=ds.skill_names, name="t"))
     perturb_weights(trainer.model, 8, 1.0)
@@ -258,7 +261,8 @@ def test_long_students_are_trained_as_they_are_scored(variant):
     cw = trainer.train_windows
     assert (cw.phase[cw.windows.row == 0] == [0, 1, 2, 3, 4, 5]).all()
     # rebuild student 0's kept mastery from what training saw, in its windows' order
-    groups = cw.plan(4, shuffle=True, seed=tcfg.seed * 100_003 + 1)
+    groups = cw.plan(4, shuffle=True, seed=tcfg.seed * 100_003 + 1, max_tokens=batch_tokens)
+    assert (max(len(g) for g in groups) > 4) is (batch_tokens > 0)
     got_m = np.zeros((70, 5), np.float32)
     got_p = np.zeros(70, np.float32)
     for g, idx in enumerate(groups):

@@ -261,3 +261,37 @@ def test_cli_train_on_bad_data_leaves_nothing_behind(tmp_path, content, needle):
     assert "bad.csv" in proc.stderr and needle in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_the_quick_cumulative_model_batches_short_students_by_steps():
+    """batch_tokens (the quick cumulative default, 3200): many short students go to one batch, so
+    an epoch takes fewer steps, and the average is updated once a step the trainer really takes."""
+    import numpy as np
+    from cmkt.data.dataset import KTDataset
+    from cmkt.data.source import DataSplits
+    mc, tc = build_configs(4, "cumulative", "quick", dict(TINY_SET, max_len="100", dropout="0"), epochs=1,
+                           device="cpu")
+    assert tc.batch_tokens == 3200 and tc.batch_size == 64
+    assert build_configs(4, "original", "quick")[1].batch_tokens == 0          # like the seed system
+    assert build_configs(4, "cumulative", "standard")[1].batch_tokens == 0
+    rng = np.random.default_rng(0)
+    lengths = np.r_[rng.integers(2, 12, 600), np.full(64, 100)]
+
+    def ds(lens):
+        return KTDataset([rng.integers(0, 4, n) for n in lens], [rng.integers(0, 2, n) for n in lens],
+                         [str(i) for i in range(len(lens))], 4, list("1234"), list("abcd"))
+    splits = DataSplits("short", ds(lengths), ds([20] * 20), ds([20] * 20), 4, list("1234"), list("abcd"))
+
+    class Count(TrainCallbacks):
+        seen = []
+
+        def on_batch(self, epoch, batch, n_batches, loss):
+            self.seen.append(n_batches)
+    tr = Trainer(mc, tc, splits, Count())
+    epoch_seed = tc.seed * 100_003 + 1                                      # what epoch 1 plans with
+    per_count = len(tr.train_windows.plan(64, shuffle=True, seed=epoch_seed))
+    per_tokens = len(tr.train_windows.plan(64, shuffle=True, seed=epoch_seed, max_tokens=3200))
+    assert per_count == 11 and per_tokens < per_count / 2
+    tr.train_epoch(1)
+    assert Count.seen == [per_tokens] * per_tokens                              # the steps it takes
+    assert tr.ema.n_averaged.item() == per_tokens

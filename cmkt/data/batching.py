@@ -67,11 +67,13 @@ class ChainedWindows:
             nxt[:-1] = self.phase[1:] > 0
         return nxt
 
-    def plan(self, batch_size: int, shuffle: bool, seed: int = 0) -> list[np.ndarray]:
+    def plan(self, batch_size: int, shuffle: bool, seed: int = 0, max_tokens: int = 0) -> list[np.ndarray]:
         """Batches of similar length in which every window comes after its student's previous
         window. Windows become ready once the window they continue is in an earlier batch; each
         batch is a run of similar length from the ready ones (a random run when shuffling), so
-        continuing windows are spread over the epoch rather than all left to its end."""
+        continuing windows are spread over the epoch rather than all left to its end.
+        max_tokens > 0 (training): a run of short windows holds more than batch_size of them, up to
+        max_tokens padded steps (count x the longest): an epoch takes fewer steps."""
         n = len(self)
         if n == 0:
             return []
@@ -88,16 +90,44 @@ class ChainedWindows:
         ready = ready[np.lexsort((jitter[ready], lengths[ready]))]
         groups = []
         while len(ready):
-            n_chunks = -(-len(ready) // batch_size)
-            c = int(rng.integers(n_chunks))
-            group = ready[c * batch_size:(c + 1) * batch_size]
+            bounds = token_runs(lengths[ready], batch_size, max_tokens)
+            c = int(rng.integers(len(bounds) - 1))
+            lo, hi = int(bounds[c]), int(bounds[c + 1])
+            group = ready[lo:hi]
             groups.append(group)
-            ready = np.concatenate([ready[:c * batch_size], ready[(c + 1) * batch_size:]])
+            ready = np.concatenate([ready[:lo], ready[hi:]])
             nxt = group[has_next[group]] + 1
             if len(nxt):                     # successors join the ready ones, in length order
                 ready = np.concatenate([ready, nxt])
                 ready = ready[np.lexsort((jitter[ready], lengths[ready]))]
         return groups
+
+
+def token_runs(sorted_lengths: np.ndarray, batch_size: int, max_tokens: int) -> np.ndarray:
+    """Boundaries of consecutive runs of a length-sorted (ascending) list: each run holds
+    batch_size windows, or more while its padded size (count x its last, longest, length) stays
+    within max_tokens (0: batch_size each). Returns (R + 1,) indices: run r is [b[r], b[r + 1])."""
+    lengths = np.asarray(sorted_lengths, dtype=np.int64)
+    n = len(lengths)
+    if not max_tokens:
+        return np.arange(0, n + batch_size, batch_size).clip(max=n)
+    # fit[i]: the most windows from i on whose padded size fits, the largest k with
+    # lengths[i + k - 1] * k <= max_tokens (the product grows with k): a binary search for all i at once
+    start = np.arange(n)
+    room = np.minimum(n - start, max_tokens // np.maximum(lengths, 1))             # (n,) k never exceeds
+    fit = np.zeros(n, dtype=np.int64)
+    step = 1 << int(max(int(room.max()) if n else 0, 1)).bit_length()
+    while step:
+        k = fit + step
+        ok = k <= room
+        ok[ok] = lengths[(start + k - 1)[ok]] * k[ok] <= max_tokens
+        fit = np.where(ok, k, fit)
+        step >>= 1
+    reach = np.maximum(fit, batch_size)                                              # (n,) run length from i
+    bounds = [0]
+    while bounds[-1] < n:
+        bounds.append(min(n, bounds[-1] + int(reach[bounds[-1]])))
+    return np.asarray(bounds, dtype=np.int64)
 
 
 def chained_windows(ds: KTDataset, max_len: int) -> ChainedWindows:

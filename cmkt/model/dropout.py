@@ -31,7 +31,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
         return F.dropout(x, p, training)
     keep = dropout_mask(x.shape, p, device=x.device)
     scale = 1.0 / (1.0 - round(p * _LEVELS) / _LEVELS)
-    return x * keep.to(x.dtype).mul_(scale)                            # one multiply forward and backward
+    return x * keep.mul(scale).to(x.dtype)                             # one multiply forward and backward
 
 
 class FastDropout(nn.Dropout):

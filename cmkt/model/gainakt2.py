@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -216,6 +217,28 @@ class GainAKT2(nn.Module):
         """The mastery reading's guess and slip (cumulative mode), each in (0, 0.5)."""
         return 0.5 * torch.sigmoid(self.mastery_bias), 0.5 * torch.sigmoid(self.mastery_weight)
 
+    def first_layer(self, ctx: torch.Tensor, val: torch.Tensor, skills: torch.Tensor,
+                    extra: list[torch.Tensor]) -> torch.Tensor:
+        """The predictor's first layer on [prev_ctx, prev_val, skill_e, *extra] (the streams shifted
+        by one step, the start vectors in front), computed without building that input: the
+        streams' part on the unshifted streams, then shifted; the skill's part looked up in a
+        (C, F) table, skill_embed @ W_skill^T (a third fewer multiply-adds at the quick size).
+        ctx, val: (B, T, D); skills: (B, T); extra: (B, T, *) each -> (B, T, F)."""
+        first, d = self.predictor[0], self.cfg.d_model
+        B, T = skills.shape
+        w_streams, w_skill, w_extra = first.weight[:, :2 * d], first.weight[:, 2 * d:3 * d], first.weight[:, 3 * d:]
+        # the bias goes with the streams' part (inside the matmul: the layer's dtype under autocast)
+        after = F.linear(torch.cat([ctx, val], dim=-1), w_streams, first.bias)      # (B, T, F) of step t
+        before = F.linear(self.start.reshape(1, 1, 2 * d), w_streams, first.bias)   # (1, 1, F) before step 0
+        out = torch.cat([before.expand(B, 1, -1), after[:, :-1]], dim=1)            # (B, T, F) of step t-1
+        if self.cfg.num_skills <= B * T:                                            # the table is the cheaper
+            out = out + F.embedding(skills, self.skill_embed.weight @ w_skill.t())  # (C, F) table, looked up
+        else:                                                                       # a few steps, many skills
+            out = out + F.linear(self.skill_embed(skills), w_skill)
+        if extra:
+            out = out + F.linear(torch.cat(extra, dim=-1), w_extra)
+        return out
+
     def forward(self, skills: torch.Tensor, responses: torch.Tensor,
                 start: torch.Tensor | None = None, keep_from: torch.Tensor | None = None) -> GainAKT2Output:
         """skills, responses: (B, T) long, padding anywhere after a sequence's end.
@@ -244,18 +267,22 @@ class GainAKT2(nn.Module):
         for block in self.blocks:
             ctx, val = block(ctx, val)
 
-        # Prediction for step t from the streams at t-1 (never sees r_t) and the skill s_t.
-        prev_ctx = torch.cat([self.start[0].expand(B, 1, -1), ctx[:, :-1]], dim=1)  # (B, T, D)
-        prev_val = torch.cat([self.start[1].expand(B, 1, -1), val[:, :-1]], dim=1)  # (B, T, D)
-        skill_e = self.skill_embed(skills)                                           # (B, T, D)
-        feats = [prev_ctx, prev_val, skill_e]
+        # Prediction for step t from the streams at t-1 (never sees r_t) and the skill s_t:
+        # predictor([prev_ctx, prev_val, skill_e, readout?, h_prev?]), its first layer computed
+        # piece by piece (first_layer: the same sum)
+        extra = []
         if cfg.readout == "attention":
-            feats.append(self.readout(skill_e, prev_ctx, prev_val))
+            prev_ctx = torch.cat([self.start[0].expand(B, 1, -1), ctx[:, :-1]], dim=1)  # (B, T, D)
+            prev_val = torch.cat([self.start[1].expand(B, 1, -1), val[:, :-1]], dim=1)  # (B, T, D)
+            extra.append(self.readout(self.skill_embed(skills), prev_ctx, prev_val))
         if cfg.recurrent:
             h = self.rnn(self.emb_drop(self.rnn_embed(tokens)))[0]                  # (B, T, H) after step t
             h_prev = torch.cat([h.new_zeros(B, 1, h.shape[-1]), h[:, :-1]], dim=1)   # (B, T, H) state after t-1
-            feats.append(h_prev)
-        streams = self.predictor(torch.cat(feats, dim=-1)).squeeze(-1)              # (B, T)
+            extra.append(h_prev)
+        x = self.first_layer(ctx, val, skills, extra)                                # (B, T, F)
+        for layer in itertools.islice(self.predictor, 1, None):
+            x = layer(x)
+        streams = x.squeeze(-1)                                                      # (B, T)
         if cfg.recurrent and cfg.recurrent_head == "skill":
             per_skill = self.rnn_out(self.emb_drop(h_prev))                          # (B, T, C)
             streams = streams + per_skill.gather(-1, skills.unsqueeze(-1)).squeeze(-1)

@@ -25,6 +25,10 @@ class TrainConfig:
     preset: str = "quick"
     epochs: int = 6
     batch_size: int = 64
+    # > 0: a training batch holds windows of similar length up to this many padded steps in all
+    # (count x the longest), in place of batch_size windows: short windows go many to a batch,
+    # so an epoch takes fewer steps (0: batch_size windows a batch)
+    batch_tokens: int = 0
     lr: float = 2e-3
     weight_decay: float = 1e-5
     patience: int = 3
@@ -75,6 +79,7 @@ class TrainConfig:
         _check_choice("select_on", self.select_on, ("auc", "auc+mastery_auc"))
         _check_number("epochs", self.epochs, lo=1, hi=100_000, integer=True)
         _check_number("batch_size", self.batch_size, lo=1, hi=1_000_000, integer=True)
+        _check_number("batch_tokens", self.batch_tokens, lo=0, hi=100_000_000, integer=True)
         _check_number("eval_batch_size", self.eval_batch_size, lo=1, hi=1_000_000, integer=True)
         _check_number("patience", self.patience, lo=1, hi=100_000, integer=True)
         _check_number("lr", self.lr, lo=0, hi=10, lo_open=True)

@@ -142,7 +142,8 @@ class Trainer:
         self.weights = train_cfg.weights() if spec_of(model_cfg).aux_losses else (0.0,) * len(LOSS_NAMES)
         self.train_windows = chained_windows(data.train, model_cfg.max_len)
         # the exponential moving average of the weights (cfg.ema > 0): what is validated and kept
-        self.ema_decay = ema_decay(train_cfg, len(self.train_windows.plan(train_cfg.batch_size, shuffle=True)))
+        self.ema_decay = ema_decay(train_cfg, len(self.train_windows.plan(train_cfg.batch_size, shuffle=True,
+                                                                     max_tokens=train_cfg.batch_tokens)))
         self.ema = self._new_average() if self.ema_decay else None
         self.epoch = 0
         self.best_epoch = 0
@@ -225,7 +226,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         self.model.train()
         cw = self.train_windows
-        groups = cw.plan(self.cfg.batch_size, shuffle=True, seed=self.cfg.seed * 100_003 + epoch)
+        groups = cw.plan(self.cfg.batch_size, shuffle=True, seed=self.cfg.seed * 100_003 + epoch,
+                         max_tokens=self.cfg.batch_tokens)
         carry = torch.zeros(len(cw), self.model_cfg.num_skills, device=self.device)  # (W, C)
         sums = {k: 0.0 for k in ("total", "bce", *LOSS_NAMES)}
         n = 0
