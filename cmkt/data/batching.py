@@ -116,7 +116,7 @@ def token_runs(sorted_lengths: np.ndarray, batch_size: int, max_tokens: int) -> 
     start = np.arange(n)
     room = np.minimum(n - start, max_tokens // np.maximum(lengths, 1))             # (n,) k never exceeds
     fit = np.zeros(n, dtype=np.int64)
-    step = 1 << int(max(int(room.max()) if n else 0, 1)).bit_length()
+    step = 1 << int(room.max(initial=1)).bit_length()                              # > every k to try
     while step:
         k = fit + step
         ok = k <= room
